@@ -1,0 +1,50 @@
+# pepr: every target creates .venv when it is missing, installs the pinned stack and registers the
+# Jupyter kernel. Set PYTHON to choose the interpreter (3.10-3.12).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.pepr-installed
+# Local data and weights (air-gapped machines); ../shared holds real files on the team's machines.
+SHARED ?= ../shared
+export PEPR_DATA_DIR      ?= $(if $(wildcard $(SHARED)/data),$(abspath $(SHARED)/data),)
+export PEPR_WEIGHTS_DIR   ?= $(if $(wildcard $(SHARED)/weights),$(abspath $(SHARED)/weights),)
+export PEPR_REFERENCE_DIR ?= $(if $(wildcard $(SHARED)/reference/saintslab-pepr),$(abspath $(SHARED)/reference/saintslab-pepr),)
+export MPLBACKEND = Agg
+GRID   ?= parameters/grids/quick.yaml
+WORKERS ?= 2
+
+.PHONY: setup study test lint paper notebooks clean-venv
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	$(BIN)/python -m pip install --quiet -c requirements-lock.txt torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pepr)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the pinned stack and the notebooks' kernel
+
+test: $(STAMP)  ## unit tests and notebook runs on small slices of the real data
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pepr_utils tests benchmarks notebooks/*.py
+	$(BIN)/jupytext --check "$(BIN)/python -c pass" notebooks/*.ipynb >/dev/null
+
+paper: $(STAMP)  ## the paper's tables and figures from its published results -> outputs/paper/
+	$(BIN)/papermill --cwd notebooks notebooks/00_paper_results.ipynb outputs/paper/00_paper_results.ipynb \
+		-p out_dir $(abspath outputs/paper) $(if $(PEPR_REFERENCE_DIR),-p reference_dir $(PEPR_REFERENCE_DIR),)
+	@echo "paper results: outputs/paper/"
+
+study: $(STAMP)  ## the main job: the quick grid, then the analysis report
+	$(BIN)/pepr grid run $(GRID) --workers $(WORKERS)
+	$(BIN)/pepr grid collect $(GRID)
+	$(BIN)/pepr report outputs/$(basename $(notdir $(GRID)))/results.csv -o outputs/$(basename $(notdir $(GRID)))/report
+	@echo "report: outputs/$(basename $(notdir $(GRID)))/report/report.html"
+
+notebooks:  ## re-create the .ipynb files from their .py twins (outputs stripped)
+	$(BIN)/jupytext --sync notebooks/*.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,120 @@
+"""The PePR score: performance per resource.
+
+``PePR_R = P / (1 + R_n)`` (Selvan et al., 2024), with P a performance in [0, 1] (test accuracy in
+the paper) and R_n a normalised resource:
+
+* ``minmax`` (the paper's): ``R_n = (R - min R) / (max R - min R)`` over the models of one group
+  (one experiment). The cheapest model keeps its full P, the most expensive one gets P/2, so the
+  score always lies in [P/2, P].
+* ``reference``: ``R_n = R / R_ref`` for a fixed ``R_ref`` per resource, so that scores from
+  different studies (different sets of models) can be compared; the score lies in (0, P].
+
+Edge cases, all deliberate:
+
+* a group of one model, or a group whose resources are all equal: ``R_n = 0``, PePR equals P;
+* a missing P or resource (NaN): that row's R_n and PePR are NaN, never a silent 0; the other rows
+  are normalised over the values present;
+* a negative or non-numeric P or resource, or a non-positive reference: :class:`PeprError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import PeprError
+
+#: The paper's four resources and the column each one reads in its published results.
+PAPER_RESOURCES: dict[str, str] = {"e": "energy", "c": "co2", "t": "train_time", "m": "memR"}
+
+
+def pepr_value(p: float | np.ndarray | pd.Series, r_n: float | np.ndarray | pd.Series):
+    """``P / (1 + R_n)`` for already-normalised resources (scalars or arrays)."""
+    return p / (1.0 + r_n)
+
+
+def _numeric(df: pd.DataFrame, col: str, role: str) -> pd.Series:
+    if col not in df.columns:
+        raise PeprError(f"{role} column {col!r} not found; available columns: {', '.join(map(str, df.columns))}")
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = df[col][values.isna() & df[col].notna()]
+    if len(bad):
+        raise PeprError(f"{role} column {col!r} has non-numeric values (e.g. {bad.iloc[0]!r} in row {bad.index[0]}); "
+                        "only numbers or empty cells (missing) are accepted")
+    negative = values[values < 0]
+    if len(negative):
+        raise PeprError(f"{role} column {col!r} has negative values (e.g. {negative.iloc[0]} in row {negative.index[0]}); "
+                        "resources and performance must be >= 0")
+    return values.astype(float)
+
+
+def minmax_normalise(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:
+    """Min-max normalise within each group; a group without spread gets 0, NaN stays NaN."""
+    def one(v: pd.Series) -> pd.Series:
+        lo, hi = v.min(skipna=True), v.max(skipna=True)
+        if not np.isfinite(hi - lo) or hi == lo:
+            return v.where(v.isna(), 0.0)
+        return (v - lo) / (hi - lo)
+
+    if groups is None:
+        return one(values)
+    return values.groupby(groups, group_keys=False, dropna=False, sort=False).transform(one)
+
+
+def pepr(
+    df: pd.DataFrame,
+    perf: str,
+    resources: Mapping[str, str],
+    group: str | list[str] | None = None,
+    reference: Mapping[str, float] | None = None,
+    prefix: str = "pepr_",
+) -> pd.DataFrame:
+    """Return a copy of ``df`` with ``<name>_n`` and ``<prefix><name>`` for each resource.
+
+    ``resources`` maps a short name (``e``, ``energy``...) to the column holding that resource.
+    ``group`` names the column(s) that define one experiment for min-max normalisation; ``reference``
+    maps resource names to fixed ``R_ref`` values and switches those resources to ``R / R_ref``.
+    """
+    if not resources:
+        raise PeprError("no resource given; pass at least one NAME=COLUMN pair")
+    p = _numeric(df, perf, "performance")
+    out = df.copy()
+    reference = dict(reference or {})
+    unknown_refs = set(reference) - set(resources)
+    if unknown_refs:
+        raise PeprError(f"reference given for unknown resource(s) {sorted(unknown_refs)}; resources: {sorted(resources)}")
+    groups = None
+    if group is not None:
+        cols = [group] if isinstance(group, str) else list(group)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise PeprError(f"group column(s) {missing} not found; available columns: {', '.join(map(str, df.columns))}")
+        groups = df[cols].astype(str).agg("|".join, axis=1) if len(cols) > 1 else df[cols[0]]
+    for name, col in resources.items():
+        r = _numeric(df, col, f"resource {name!r}")
+        if name in reference:
+            ref = float(reference[name])
+            if not np.isfinite(ref) or ref <= 0:
+                raise PeprError(f"reference for resource {name!r} must be a positive number, got {reference[name]!r}")
+            r_n = r / ref
+        else:
+            r_n = minmax_normalise(r, groups)
+        out[f"{name}_n"] = r_n
+        out[f"{prefix}{name}"] = pepr_value(p, r_n)
+    return out
+
+
+def parse_pairs(pairs: list[str], what: str, cast=str) -> dict:
+    """Parse ``NAME=VALUE`` command-line pairs, with a one-line error for a malformed one."""
+    out = {}
+    for item in pairs or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise PeprError(f"bad {what} {item!r}; expected NAME=VALUE, e.g. e=energy_kwh")
+        try:
+            out[name] = cast(value)
+        except ValueError as exc:
+            raise PeprError(f"bad {what} {item!r}: {value!r} is not a number") from exc
+    return out
