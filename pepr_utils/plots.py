@@ -1,0 +1,398 @@
+"""Figures shared by the paper reproduction (notebook 00) and the analysis of our own runs (notebook 04).
+
+Every function takes a tidy :class:`pandas.DataFrame` (one row per model and experiment) plus the
+*names* of the columns to draw, so the same figure works on the paper's published results
+(``num_param``, ``test_09``, ``energy``...) and on our run records (``num_params``, ``test_acc``,
+``energy_kwh``...). Functions return a :class:`matplotlib.figure.Figure` and never show or save it;
+:func:`save_figure` and :func:`save_table` write results atomically (PNG+PDF, CSV+Markdown), so an
+interrupted notebook never leaves half-written files behind.
+
+Axis labels come from :data:`AXIS_LABELS` (with honest units) unless given explicitly; parameter
+counts are drawn on a log axis because the models span two orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .errors import PeprError
+from .fileio import atomic_path
+from .score import pepr_value
+
+#: Default axis labels (with units) for the column names of the paper's files and of our run records.
+AXIS_LABELS: dict[str, str] = {
+    "num_param": "trainable parameters",
+    "num_params": "trainable parameters",
+    "trainable_params": "trainable parameters",
+    "energy": "training energy (kWh)",
+    "energy_kwh": "training energy (kWh)",
+    "co2": "training emissions (g CO$_2$eq)",
+    "co2_g": "training emissions (g CO$_2$eq)",
+    "train_time": "training time, last epoch (s)",
+    "train_time_s": "training time (s)",
+    "memR": "GPU memory reserved (GB)",
+    "peak_mem_gb": "peak memory (GB)",
+    "test_09": "test accuracy (after 10 epochs)",
+    "test_acc": "test accuracy",
+    "pepr_e": "PePR-E",
+    "pepr_c": "PePR-C",
+    "pepr_t": "PePR-T",
+    "pepr_m": "PePR-M",
+    "implied_power_kw": "implied mean power (kW)",
+}
+
+#: Distinct markers for up to eight hue levels (colour-blind readers can still tell them apart).
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def axis_label(column: str) -> str:
+    """The label (with unit) used for ``column``; the column name itself when unknown."""
+    return AXIS_LABELS.get(column, column.replace("_", " "))
+
+
+def format_p(p: float) -> str:
+    """A p-value as a figure annotation: ``p < 0.001`` below one in a thousand, else three digits."""
+    if p is None or not np.isfinite(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 1e-3 else f"p = {p:.3f}"
+
+
+def _require(df: pd.DataFrame, *columns: str | None) -> None:
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        raise PeprError(f"column(s) {missing} not found for plotting; available: {', '.join(map(str, df.columns))}")
+
+
+def _levels(values: pd.Series, order: Sequence | None) -> list:
+    if order is not None:
+        return list(order)
+    present = values.dropna().unique().tolist()
+    try:
+        return sorted(present)
+    except TypeError:
+        return present
+
+
+def _grid(n: int, col_wrap: int, panel_size: tuple[float, float], sharey: bool = True):
+    ncols = max(1, min(n, col_wrap))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+                             sharex=True, sharey=sharey, squeeze=False, layout="constrained")
+    flat = axes.ravel().tolist()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _scatter(ax, df: pd.DataFrame, x: str, y: str, hue: str | None, hue_levels: list, size: float, alpha: float):
+    cmap = plt.get_cmap("tab10")
+    if hue is None:
+        ax.scatter(df[x], df[y], s=size, alpha=alpha, color=cmap(0), edgecolor="white", linewidth=0.4)
+        return
+    for i, level in enumerate(hue_levels):
+        part = df[df[hue] == level]
+        ax.scatter(part[x], part[y], s=size, alpha=alpha, color=cmap(i % 10), marker=MARKERS[i % len(MARKERS)],
+                   edgecolor="white", linewidth=0.4, label=str(level))
+
+
+def scatter_vs_params(
+    df: pd.DataFrame,
+    y: str,
+    *,
+    x: str = "num_params",
+    hue: str | None = None,
+    hue_order: Sequence | None = None,
+    facet: str | None = None,
+    facet_order: Sequence | None = None,
+    col_wrap: int = 4,
+    logx: bool = True,
+    logy: bool = False,
+    sharey: bool = True,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
+    trend: bool = False,
+    panel_size: tuple[float, float] = (4.2, 3.4),
+    point_size: float = 28,
+    alpha: float = 0.85,
+) -> Figure:
+    """Scatter ``y`` against model size ``x`` (log axis), coloured by ``hue``, one panel per ``facet`` value.
+
+    Examples: energy vs parameters (``y="energy_kwh"``), test accuracy vs parameters (``y="test_acc"``),
+    PePR-E vs parameters (``y="pepr_e"``), with ``hue="type"`` and ``facet="experiment"``.
+    ``trend=True`` adds a least-squares line of ``y`` on log10 ``x`` per panel and reports Spearman's rho,
+    a quick read of whether bigger models score higher or lower.
+    """
+    _require(df, x, y, hue, facet)
+    data = df.dropna(subset=[x, y])
+    if data.empty:
+        raise PeprError(f"no rows with both {x!r} and {y!r} to plot")
+    hue_levels = _levels(data[hue], hue_order) if hue else []
+    panels = _levels(data[facet], facet_order) if facet else [None]
+    fig, axes = _grid(len(panels), col_wrap, panel_size, sharey=sharey)
+    for ax, panel in zip(axes, panels, strict=True):
+        part = data if panel is None else data[data[facet] == panel]
+        _scatter(ax, part, x, y, hue, hue_levels, point_size, alpha)
+        if trend and len(part) > 2:
+            lx = np.log10(part[x].astype(float)) if logx else part[x].astype(float)
+            slope, intercept = np.polyfit(lx, part[y].astype(float), 1)
+            grid = np.linspace(lx.min(), lx.max(), 50)
+            ax.plot(10 ** grid if logx else grid, slope * grid + intercept, color="0.3", lw=1, ls="--")
+            rho = part[[x, y]].corr(method="spearman").iloc[0, 1]
+            ax.text(0.02, 0.97, f"Spearman $\\rho$ = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=8)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in axes:
+        ax.set_xlabel(xlabel or axis_label(x))
+        ax.set_ylabel(ylabel or axis_label(y))
+    if hue:
+        handles, labels = axes[0].get_legend_handles_labels()
+        if len(axes) == 1:
+            axes[0].legend(handles, labels, title=hue, fontsize=8, title_fontsize=8)
+        else:
+            fig.legend(handles, labels, title=hue, loc="outside right upper", fontsize=8, title_fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def metrics_vs_params(
+    df: pd.DataFrame,
+    ys: Sequence[str],
+    *,
+    x: str = "num_params",
+    hue: str | None = None,
+    hue_order: Sequence | None = None,
+    ylabels: Sequence[str] | None = None,
+    sharey: bool = True,
+    logx: bool = True,
+    trend: bool = False,
+    title: str | None = None,
+    panel_size: tuple[float, float] = (4.2, 3.4),
+) -> Figure:
+    """One panel per column in ``ys`` against model size (e.g. PePR-C, PePR-M, PePR-T vs parameters)."""
+    _require(df, x, hue, *ys)
+    long = pd.concat(
+        [df[[x] + ([hue] if hue else [])].assign(_metric=(ylabels[i] if ylabels else axis_label(y)), _value=df[y])
+         for i, y in enumerate(ys)],
+        ignore_index=True,
+    )
+    order = list(ylabels) if ylabels else [axis_label(y) for y in ys]
+    fig = scatter_vs_params(long, "_value", x=x, hue=hue, hue_order=hue_order, facet="_metric", facet_order=order,
+                            col_wrap=len(ys), logx=logx, sharey=sharey, ylabel="score", trend=trend,
+                            panel_size=panel_size, title=title)
+    return fig
+
+
+def pepr_profile(
+    *,
+    resolution: int = 201,
+    levels: int = 11,
+    resource: str = "E",
+    ax: plt.Axes | None = None,
+) -> Figure:
+    """The PePR profile: PePR = P / (1 + R_n) as a contour over performance P and normalised resource R_n.
+
+    Both axes run over [0, 1], as under the paper's min-max normalisation; iso-PePR lines show how much
+    performance a model must gain to justify using more of the resource.
+    """
+    r = np.linspace(0.0, 1.0, resolution)
+    p = np.linspace(0.0, 1.0, resolution)
+    rr, pp = np.meshgrid(r, p)
+    z = pepr_value(pp, rr)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.3), layout="constrained")
+    else:
+        fig = ax.figure
+    filled = ax.contourf(rr, pp, z, levels=np.linspace(0, 1, levels), cmap="viridis")
+    lines = ax.contour(rr, pp, z, levels=np.linspace(0.1, 0.9, 9), colors="white", linewidths=0.6)
+    ax.clabel(lines, fmt="%.1f", fontsize=7)
+    fig.colorbar(filled, ax=ax, label=f"PePR-{resource}")
+    ax.set_xlabel(f"normalised resource ${resource}_n$ (0 = cheapest, 1 = most expensive)")
+    ax.set_ylabel("performance $P$ (e.g. test accuracy)")
+    ax.set_title(f"PePR-{resource} = P / (1 + ${resource}_n$)")
+    return fig
+
+
+def paired_violins(
+    wide: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    labels: Sequence[tuple[str, str]] | None = None,
+    titles: Sequence[str] | None = None,
+    pvalues: Sequence[float | None] | None = None,
+    ylabel: str = "test accuracy",
+    connect: bool = True,
+    panel_size: tuple[float, float] = (3.4, 4.0),
+) -> Figure:
+    """Side-by-side violins for paired samples, one panel per ``(column_a, column_b)`` pair.
+
+    ``wide`` has one row per model (the pairing unit) and one column per condition, e.g. ``scratch``,
+    ``pretrained``, ``frac_100``, ``frac_10``. ``connect`` draws a faint line per model between its two
+    values, which shows the paired differences the violins hide. ``pvalues`` (one per pair) are
+    annotated over a bracket.
+    """
+    for a, b in pairs:
+        _require(wide, a, b)
+    fig, axes = _grid(len(pairs), len(pairs), panel_size, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for i, (ax, (a, b)) in enumerate(zip(axes, pairs, strict=True)):
+        part = wide[[a, b]].dropna()
+        if part.empty:
+            raise PeprError(f"no rows with both {a!r} and {b!r} to compare")
+        parts = ax.violinplot([part[a].to_numpy(), part[b].to_numpy()], positions=[0, 1], showmedians=True,
+                              widths=0.8)
+        for j, body in enumerate(parts["bodies"]):
+            body.set_facecolor(cmap(j))
+            body.set_alpha(0.45)
+        for key in ("cmins", "cmaxes", "cbars", "cmedians"):
+            parts[key].set_color("0.25")
+            parts[key].set_linewidth(1.0 if key != "cmedians" else 2.0)
+        if connect:
+            for va, vb in part.itertuples(index=False):
+                ax.plot([0, 1], [va, vb], color="0.5", alpha=0.15, lw=0.6)
+        jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(part), 2))
+        ax.scatter(jitter[:, 0], part[a], s=6, color=cmap(0), alpha=0.6)
+        ax.scatter(1 + jitter[:, 1], part[b], s=6, color=cmap(1), alpha=0.6)
+        names = labels[i] if labels else (a, b)
+        ax.set_xticks([0, 1], [f"{names[0]}\n(n={len(part)})", f"{names[1]}\n(n={len(part)})"])
+        if titles:
+            ax.set_title(titles[i], fontsize=10)
+        if pvalues is not None and pvalues[i] is not None:
+            top = float(np.nanmax(part.to_numpy()))
+            span = float(np.nanmax(part.to_numpy()) - np.nanmin(part.to_numpy())) or 1.0
+            y, h = top + 0.06 * span, 0.03 * span
+            ax.plot([0, 0, 1, 1], [y, y + h, y + h, y], color="k", lw=1)
+            ax.text(0.5, y + 1.3 * h, format_p(pvalues[i]), ha="center", va="bottom", fontsize=9)
+            ax.set_ylim(top=y + 0.2 * span)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    return fig
+
+
+def distribution_by_group(
+    df: pd.DataFrame,
+    y: str,
+    group: str,
+    *,
+    hue: str | None = None,
+    hue_order: Sequence | None = None,
+    group_order: Sequence | None = None,
+    logy: bool = False,
+    ylabel: str | None = None,
+    title: str | None = None,
+    hline: float | None = None,
+    hline_label: str | None = None,
+    size: tuple[float, float] = (9.0, 4.2),
+) -> Figure:
+    """A jittered strip plot of ``y`` per ``group`` value (x axis), coloured by ``hue``.
+
+    Used for the audit's implied power per experiment (rows with shared vs unique energy); equally
+    useful for any per-run quantity by experiment, e.g. energy per dataset in our own runs.
+    """
+    _require(df, y, group, hue)
+    data = df.dropna(subset=[y])
+    groups = _levels(data[group], group_order)
+    hue_levels = _levels(data[hue], hue_order) if hue else [None]
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    cmap = plt.get_cmap("tab10")
+    rng = np.random.default_rng(0)
+    width = 0.7 / max(1, len(hue_levels))
+    for gi, g in enumerate(groups):
+        for hi, h in enumerate(hue_levels):
+            part = data[(data[group] == g) & ((data[hue] == h) if hue else True)]
+            centre = gi - 0.35 + width * (hi + 0.5)
+            xs = centre + rng.uniform(-width * 0.35, width * 0.35, size=len(part))
+            ax.scatter(xs, part[y], s=10, alpha=0.7, color=cmap(hi % 10), marker=MARKERS[hi % len(MARKERS)],
+                       label=str(h) if (gi == 0 and hue) else None)
+    if hline is not None:
+        ax.axhline(hline, color="0.3", ls="--", lw=1, label=hline_label)
+    ax.set_xticks(range(len(groups)), [str(g) for g in groups], rotation=30, ha="right")
+    ax.set_xlabel(group)
+    ax.set_ylabel(ylabel or axis_label(y))
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, axis="y", alpha=0.3)
+    if hue or hline_label:
+        ax.legend(title=hue, fontsize=8, title_fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def count_heatmap(
+    matrix: pd.DataFrame,
+    *,
+    title: str | None = None,
+    cbar_label: str = "count",
+    size: tuple[float, float] = (6.8, 5.6),
+) -> Figure:
+    """A labelled heatmap of a square count matrix (e.g. models sharing a value between two experiments)."""
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    values = matrix.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="Reds", vmin=0)
+    fig.colorbar(image, ax=ax, label=cbar_label)
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=40, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
+    high = np.nanmax(values) if values.size else 0
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if v > 0.6 * high else "black")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def save_figure(
+    fig: Figure,
+    out_dir: str | os.PathLike,
+    name: str,
+    *,
+    formats: Sequence[str] = ("png", "pdf"),
+    dpi: int = 150,
+    close: bool = True,
+) -> list[Path]:
+    """Write ``fig`` as ``<out_dir>/<name>.<fmt>`` for each format, atomically; return the paths."""
+    out = Path(out_dir)
+    paths = []
+    for fmt in formats:
+        target = out / f"{name}.{fmt}"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        paths.append(target)
+    if close:
+        plt.close(fig)
+    return paths
+
+
+def save_table(
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    name: str,
+    *,
+    index: bool = False,
+    floatfmt: str = ".4g",
+) -> list[Path]:
+    """Write ``df`` as ``<out_dir>/<name>.csv`` (full precision) and ``.md`` (rounded), atomically."""
+    out = Path(out_dir)
+    csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=index)
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(df.to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
+    return [csv_path, md_path]
