@@ -1,0 +1,660 @@
+"""Measure a block of work: wall time, energy per device (with the method named), CO2, peak memory.
+
+Usage::
+
+    with Meter("cuda", country_iso_code="DNK") as meter:
+        train(...)
+    meter.result  # {"time_s": ..., "energy_kwh": ..., "energy_method": "gpu=nvml+cpu=rapl+ram=...", ...}
+
+How each number is obtained (the method is written next to it in ``result``):
+
+- GPU (``device="cuda[:N]"``): NVML's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
+  millijoules since the driver loaded; Volta and newer), read at entry and exit: "nvml". Where the
+  counter is not supported, NVML power readings integrated over time (trapezoids, one reading per
+  ``sample_interval_s``): "nvml-power-sampling". Where NVML cannot be used at all the GPU energy is
+  ``None`` and the method says "unmeasured" (the total then covers CPU and RAM only). NVML measures the
+  whole board, so one run per GPU is assumed.
+- CPU: Intel/AMD RAPL package counters (``/sys/class/powercap/intel-rapl:N/energy_uj``, microjoules,
+  wrapping at ``max_energy_range_uj``; sampled every ``sample_interval_s`` so a wrap is never missed):
+  "rapl". RAPL measures the whole package, including other processes; with several runs on one machine
+  pass ``cpu_method="estimate"``. RAPL is root-only on most kernels since 2020 and absent in most
+  containers; then the estimate "estimate:cpu-tdp" = CPU time of this process and its children
+  (user + system, all threads) x ``cpu_watts_per_core``. The default, ``DEFAULT_CPU_WATTS_PER_CORE`` =
+  10 W per busy core, is a TDP-per-core between server parts (about 4-8 W per core, e.g. EPYC 7763
+  280 W / 64 cores) and desktop/laptop parts (about 10-15 W per core), the Green Algorithms method
+  (Lannelongue et al. 2021) with the measured core time in place of an assumed usage factor. Set your
+  own with ``cpu_watts_per_core=`` or the ``PEPR_CPU_WATTS_PER_CORE`` environment variable.
+- RAM: RAPL's DRAM zone when RAPL is used and the zone is readable ("rapl-dram"); otherwise
+  "estimate:ram-rss" = the time integral of this process tree's resident memory (GB) x
+  ``ram_watts_per_gb`` (default 0.375 W/GB, codecarbon's 3 W per 8 GB). Attributing by resident memory,
+  not the machine's installed RAM, charges a run only for the memory it holds.
+- ``energy_kwh`` = (cpu + gpu + ram) x ``pue`` (default 1.0: the energy at the plug of the computer;
+  pass your data centre's PUE to include cooling; carbontracker's hidden 1.58 default is not copied).
+- CO2: ``co2_g`` = ``energy_kwh`` x carbon intensity, from an offline table by ISO-3 country code
+  (:mod:`pepr_utils.carbon`) or an explicit ``carbon_intensity_g_per_kwh``. Nothing touches the network.
+- Peak memory: on CUDA ``torch.cuda.max_memory_reserved`` after a reset at entry ("cuda_max_reserved");
+  otherwise the peak resident set size of this process plus its children ("cpu_peak_rss"): sampled
+  every ``sample_interval_s``, and for this process also ``getrusage``'s ``ru_maxrss`` when it rose
+  during the block (it is a lifetime maximum, so it only counts when the block set a new one). GB are
+  10**9 bytes.
+
+Why our own counters and not codecarbon's ``OfflineEmissionsTracker`` (installed; we only reuse its
+carbon-intensity data, frozen into :mod:`pepr_utils.carbon`): in this kind of container it has no RAPL
+and falls back to a constant CPU power with a "machine" tracking mode that charges the run for the whole
+machine (all its installed RAM at 0.375 W/GB, 20 W here, whoever uses it), so several runs on one
+machine would each be charged for all of it; it installs SIGINT/SIGTERM handlers and a lock file in
+/tmp (``.codecarbon.lock``) when run single-instance; it starts a scheduler thread that samples
+psutil CPU load; and its import pulls in requests, pandas, rich and pydantic. What it measures well
+(NVML energy counters, RAPL) is a few lines of reading counters, done here with two reads per block
+(NVML) or one file read per second (RAPL, RSS), so the overhead is negligible (see
+``benchmarks/bench_meter.py``). zeus measures GPUs well but needs the same CPU fallback; carbontracker
+defaults to PUE 1.58 and predicts from the first epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .carbon import carbon_intensity
+from .errors import PeprError
+
+__all__ = [
+    "Meter",
+    "carbon_intensity",
+    "rapl_zones",
+    "RaplZone",
+    "DEFAULT_CPU_WATTS_PER_CORE",
+    "DEFAULT_RAM_WATTS_PER_GB",
+]
+
+DEFAULT_CPU_WATTS_PER_CORE = 10.0
+DEFAULT_RAM_WATTS_PER_GB = 0.375
+RAPL_ROOT = Path("/sys/class/powercap")
+J_PER_KWH = 3.6e6
+BYTES_PER_GB = 1e9
+CPU_METHODS = ("auto", "rapl", "estimate")
+
+
+# --------------------------------------------------------------------------------------------- sources
+# An energy source measures one component ("cpu", "gpu", "ram") between start() and stop() (joules).
+# sample() is called from the sampler thread every sample_interval_s and must be cheap.
+
+
+@dataclass(frozen=True)
+class RaplZone:
+    """One readable RAPL counter (a CPU package or a DRAM subzone)."""
+
+    name: str
+    energy_path: Path
+    max_range_uj: int
+
+
+def rapl_zones(root: str | os.PathLike = RAPL_ROOT) -> dict[str, list[RaplZone]]:
+    """Readable RAPL zones under ``root``: ``{"cpu": [package zones], "ram": [dram subzones]}``.
+
+    Only ``package-*`` top-level zones count as CPU (the ``psys`` platform zone contains them, so adding
+    it would count twice); DRAM subzones count as RAM. Unreadable zones (the usual case without root)
+    are left out, so an empty list means "use the estimate".
+    """
+    found: dict[str, list[RaplZone]] = {"cpu": [], "ram": []}
+    root = Path(root)
+    try:
+        entries = sorted(root.glob("intel-rapl:*"))
+    except OSError:
+        return found
+    seen: set[Path] = set()
+    for zone_dir in entries:
+        try:
+            real = zone_dir.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            name = (zone_dir / "name").read_text().strip()
+            energy_path = zone_dir / "energy_uj"
+            int(energy_path.read_text())  # readable?
+            max_range = int((zone_dir / "max_energy_range_uj").read_text())
+        except (OSError, ValueError):
+            continue
+        depth = zone_dir.name.count(":")
+        if depth == 1 and name.startswith("package"):
+            found["cpu"].append(RaplZone(name, energy_path, max_range))
+        elif depth == 2 and name == "dram":
+            found["ram"].append(RaplZone(name, energy_path, max_range))
+    return found
+
+
+class RaplCounter:
+    """Energy from RAPL counters, summed over zones, with counter wrap handled."""
+
+    def __init__(self, component: str, zones: Sequence[RaplZone], method: str = "rapl"):
+        if not zones:
+            raise ValueError("RaplCounter needs at least one zone")
+        self.component = component
+        self.method = method
+        self.zones = list(zones)
+        self._last: list[int] = []
+        self._uj = 0
+
+    @staticmethod
+    def _read(zone: RaplZone) -> int:
+        return int(zone.energy_path.read_text())
+
+    def start(self) -> None:
+        self._uj = 0
+        self._last = [self._read(z) for z in self.zones]
+
+    def sample(self) -> None:
+        for i, zone in enumerate(self.zones):
+            current = self._read(zone)
+            delta = current - self._last[i]
+            if delta < 0:  # the counter wrapped past max_energy_range_uj back to 0
+                delta += zone.max_range_uj
+            self._uj += delta
+            self._last[i] = current
+
+    def stop(self) -> float:
+        self.sample()
+        return self._uj / 1e6
+
+    def partial(self) -> float:
+        return self._uj / 1e6
+
+
+def _process_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class CpuTimeEstimate:
+    """CPU energy estimated as CPU time of this process tree x watts per busy core."""
+
+    component = "cpu"
+    method = "estimate:cpu-tdp"
+
+    def __init__(self, watts_per_core: float, cpu_seconds: Callable[[], float] = _process_cpu_s):
+        self.watts_per_core = watts_per_core
+        self._cpu_seconds = cpu_seconds
+        self._start = 0.0
+        self.cpu_time_s = 0.0
+
+    def start(self) -> None:
+        self._start = self._cpu_seconds()
+        self.cpu_time_s = 0.0
+
+    def sample(self) -> None:
+        pass
+
+    def stop(self) -> float:
+        self.cpu_time_s = max(0.0, self._cpu_seconds() - self._start)
+        return self.cpu_time_s * self.watts_per_core
+
+    def partial(self) -> float:
+        return 0.0
+
+
+class _Rss:
+    """Resident memory of this process plus its children: peak and time integral (byte-seconds).
+
+    The list of children is refreshed every ``children_every`` samples only: scanning /proc for them
+    costs milliseconds, reading a known process's memory microseconds.
+    """
+
+    def __init__(
+        self, pid: int | None = None, children_every: int = 10, clock: Callable[[], float] = time.perf_counter
+    ):
+        self._proc = psutil.Process(pid)
+        self._children: list[psutil.Process] = []
+        self._children_every = children_every
+        self._clock = clock
+        self._n = 0
+        self.peak_bytes = 0
+        self.byte_seconds = 0.0
+        self._last_t = 0.0
+        self._last_rss = 0
+
+    def _read(self) -> int:
+        if self._n % self._children_every == 0:
+            try:
+                self._children = self._proc.children(recursive=True)
+            except psutil.Error:
+                self._children = []
+        self._n += 1
+        total = self._proc.memory_info().rss
+        for child in self._children:
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def start(self) -> None:
+        self._n = 0
+        self.byte_seconds = 0.0
+        self._last_rss = self._read()
+        self._last_t = self._clock()
+        self.peak_bytes = self._last_rss
+
+    def sample(self) -> None:
+        rss = self._read()
+        now = self._clock()
+        self.byte_seconds += 0.5 * (rss + self._last_rss) * (now - self._last_t)
+        self._last_t, self._last_rss = now, rss
+        self.peak_bytes = max(self.peak_bytes, rss)
+
+
+class RamRssEstimate:
+    """RAM energy estimated as the integral of resident GB over time x watts per GB."""
+
+    component = "ram"
+    method = "estimate:ram-rss"
+
+    def __init__(self, rss: _Rss, watts_per_gb: float):
+        self.rss = rss
+        self.watts_per_gb = watts_per_gb
+
+    def start(self) -> None:  # the Meter starts and samples the shared _Rss itself
+        pass
+
+    def sample(self) -> None:
+        pass
+
+    def stop(self) -> float:
+        return self.rss.byte_seconds / BYTES_PER_GB * self.watts_per_gb
+
+    def partial(self) -> float:
+        return self.stop()
+
+
+class NvmlEnergy:
+    """GPU energy from NVML's total-energy counter (millijoules since the driver loaded)."""
+
+    component = "gpu"
+    method = "nvml"
+
+    def __init__(self, nvml: Any, handle: Any):
+        self.nvml, self.handle = nvml, handle
+        self._start_mj = 0
+        self._last_mj = 0
+
+    def _read(self) -> int:
+        return int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+    def start(self) -> None:
+        self._start_mj = self._last_mj = self._read()
+
+    def sample(self) -> None:
+        pass
+
+    def stop(self) -> float:
+        self._last_mj = self._read()
+        return max(0, self._last_mj - self._start_mj) / 1e3
+
+    def partial(self) -> float:
+        return max(0, self._last_mj - self._start_mj) / 1e3
+
+
+class NvmlPowerSampling:
+    """GPU energy integrated from NVML power readings (milliwatts), for boards without the counter."""
+
+    component = "gpu"
+    method = "nvml-power-sampling"
+
+    def __init__(self, nvml: Any, handle: Any, clock: Callable[[], float] = time.perf_counter):
+        self.nvml, self.handle = nvml, handle
+        self._clock = clock
+        self._joules = 0.0
+        self._last_t = 0.0
+        self._last_w = 0.0
+
+    def _read_w(self) -> float:
+        return float(self.nvml.nvmlDeviceGetPowerUsage(self.handle)) / 1e3
+
+    def start(self) -> None:
+        self._joules = 0.0
+        self._last_w = self._read_w()
+        self._last_t = self._clock()
+
+    def sample(self) -> None:
+        watts = self._read_w()
+        now = self._clock()
+        self._joules += 0.5 * (watts + self._last_w) * (now - self._last_t)
+        self._last_t, self._last_w = now, watts
+
+    def stop(self) -> float:
+        self.sample()
+        return self._joules
+
+    def partial(self) -> float:
+        return self._joules
+
+
+def _import_nvml() -> Any:
+    import pynvml  # nvidia-ml-py
+
+    return pynvml
+
+
+def _nvml_handle(nvml: Any, cuda_index: int) -> Any:
+    """The NVML handle of CUDA device ``cuda_index`` (CUDA and NVML number devices differently).
+
+    Tries, in order: the device's UUID as torch reports it; ``CUDA_VISIBLE_DEVICES`` (indices or
+    UUIDs); the bare index.
+    """
+    try:
+        import torch
+
+        uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
+        return nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
+    except Exception:
+        pass
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if cuda_index < len(visible):
+        entry = visible[cuda_index]
+        if entry.isdigit():
+            return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+        return nvml.nvmlDeviceGetHandleByUUID(entry)
+    return nvml.nvmlDeviceGetHandleByIndex(cuda_index)
+
+
+def nvml_source(
+    cuda_index: int, nvml: Any = None
+) -> tuple[NvmlEnergy | NvmlPowerSampling | None, str | None]:
+    """The best NVML energy source for a CUDA device, or ``(None, why)`` where NVML cannot be used.
+
+    ``nvml`` is the pynvml module (injected by tests); the caller owns ``nvmlShutdown``.
+    """
+    try:
+        nvml = nvml if nvml is not None else _import_nvml()
+        nvml.nvmlInit()
+    except Exception as exc:  # no driver, no library: degrade, do not fail the run
+        return None, f"NVML unavailable ({type(exc).__name__}: {exc})"
+    try:
+        handle = _nvml_handle(nvml, cuda_index)
+    except Exception as exc:
+        _nvml_shutdown(nvml)
+        return None, f"no NVML handle for cuda:{cuda_index} ({type(exc).__name__}: {exc})"
+    try:
+        nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        return NvmlEnergy(nvml, handle), None
+    except Exception:
+        pass
+    try:
+        nvml.nvmlDeviceGetPowerUsage(handle)
+        return NvmlPowerSampling(nvml, handle), None
+    except Exception as exc:
+        _nvml_shutdown(nvml)
+        return None, f"NVML gives neither energy nor power for cuda:{cuda_index} ({type(exc).__name__})"
+
+
+def _nvml_shutdown(nvml: Any) -> None:
+    try:
+        nvml.nvmlShutdown()
+    except Exception:
+        pass
+
+
+class _Sampler(threading.Thread):
+    """One daemon thread calling cheap readers every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval: float, readers: Sequence[Callable[[], None]]):
+        super().__init__(name="pepr-meter", daemon=True)
+        self.interval = interval
+        self.readers = list(readers)
+        self.errors: list[str] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            for read in self.readers:
+                try:
+                    read()
+                except Exception as exc:
+                    if len(self.errors) < 5:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def halt(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+# ----------------------------------------------------------------------------------------------- Meter
+
+
+def _parse_device(device: Any) -> tuple[str, int | None]:
+    text = str(device).strip().lower()
+    kind, sep, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
+        raise PeprError(
+            f"device {device!r} is not supported by the meter: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
+    return kind, int(index) if index else None
+
+
+def _positive(name: str, value: Any, minimum: float = 0.0, strict: bool = True) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    ok = number > minimum if strict else number >= minimum
+    if isinstance(value, bool) or not ok or number == float("inf"):
+        relation = ">" if strict else ">="
+        raise PeprError(f"{name}={value!r} is invalid: expected a finite number {relation} {minimum:g}")
+    return number
+
+
+def _maxrss_bytes() -> int:
+    """This process's lifetime peak RSS (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(value) if sys.platform == "darwin" else int(value) * 1024
+
+
+class Meter:
+    """Context manager measuring the work inside it; ``.result`` holds the figures after exit.
+
+    Arguments: ``device`` ("cpu", "cuda", "cuda:N", "mps"; a torch.device works too);
+    ``country_iso_code`` (ISO-3, looked up offline) or ``carbon_intensity_g_per_kwh`` (wins when
+    given); ``pue`` (>= 1, multiplies the energy); ``cpu_watts_per_core`` and ``ram_watts_per_gb`` for
+    the estimates; ``cpu_method`` ("auto": RAPL when readable else estimate, "rapl", "estimate");
+    ``sample_interval_s`` for the sampler thread; ``rapl_root`` and ``nvml`` to point the meter at other
+    counters (tests). Invalid arguments and unknown countries raise :class:`PeprError` at construction,
+    before any work is done.
+
+    ``result`` keys: time_s, energy_kwh, energy_method, cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh,
+    co2_g, carbon_intensity_g_per_kwh, country_iso_code, peak_mem_gb, mem_kind, plus pue, cpu_time_s,
+    cpu_energy_method, gpu_energy_method, ram_energy_method, device and warnings (str or None).
+    ``gpu_energy_kwh`` is 0.0 on a CPU and None when a GPU was used but could not be measured.
+    """
+
+    def __init__(
+        self,
+        device: Any = "cpu",
+        *,
+        country_iso_code: str | None = "DNK",
+        carbon_intensity_g_per_kwh: float | None = None,
+        pue: float = 1.0,
+        cpu_watts_per_core: float | None = None,
+        ram_watts_per_gb: float = DEFAULT_RAM_WATTS_PER_GB,
+        cpu_method: str = "auto",
+        sample_interval_s: float = 1.0,
+        rapl_root: str | os.PathLike = RAPL_ROOT,
+        nvml: Any = None,
+    ):
+        self.device_kind, self.device_index = _parse_device(device)
+        self.device = str(device)
+        if carbon_intensity_g_per_kwh is not None:
+            self.carbon_intensity_g_per_kwh = _positive(
+                "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, strict=False
+            )
+            self.country_iso_code = str(country_iso_code).strip().upper() if country_iso_code else None
+        else:
+            if not country_iso_code:
+                raise PeprError(
+                    "no carbon intensity: pass country_iso_code=<ISO-3 code, e.g. 'DNK'> or "
+                    "carbon_intensity_g_per_kwh=<grams CO2 per kWh>"
+                )
+            self.carbon_intensity_g_per_kwh = carbon_intensity(country_iso_code)
+            self.country_iso_code = str(country_iso_code).strip().upper()
+        self.pue = _positive("pue", pue, minimum=1.0, strict=False)
+        if cpu_watts_per_core is None:
+            cpu_watts_per_core = os.environ.get("PEPR_CPU_WATTS_PER_CORE") or DEFAULT_CPU_WATTS_PER_CORE
+        self.cpu_watts_per_core = _positive("cpu_watts_per_core", cpu_watts_per_core)
+        self.ram_watts_per_gb = _positive("ram_watts_per_gb", ram_watts_per_gb, strict=False)
+        if cpu_method not in CPU_METHODS:
+            raise PeprError(f"cpu_method={cpu_method!r} is invalid: expected one of {', '.join(CPU_METHODS)}")
+        self.cpu_method = cpu_method
+        self.sample_interval_s = _positive("sample_interval_s", sample_interval_s)
+        self.rapl_root = Path(rapl_root)
+        self._nvml_module = nvml
+        self._cuda = self._cuda_index() if self.device_kind == "cuda" else None
+        self.result: dict[str, Any] | None = None
+        self._sampler: _Sampler | None = None
+
+    # -- setup -------------------------------------------------------------------------------------
+    def _cuda_index(self) -> int:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise PeprError(f"device {self.device!r} asked for, but CUDA is not available: use device='cpu'")
+        return self.device_index if self.device_index is not None else torch.cuda.current_device()
+
+    def _cuda_sync(self) -> None:
+        if self.device_kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self._cuda)
+
+    def _build_sources(self) -> list[Any]:
+        notes: list[str] = []
+        sources: list[Any] = []
+        self._gpu_unmeasured = False
+        self._nvml_in_use = None
+        if self.device_kind == "cuda":
+            gpu, why = nvml_source(self._cuda, self._nvml_module)
+            if gpu is None:
+                self._gpu_unmeasured = True
+                notes.append(why or "GPU energy unmeasured")
+            else:
+                self._nvml_in_use = gpu.nvml
+                sources.append(gpu)
+        elif self.device_kind == "mps":
+            self._gpu_unmeasured = True
+            notes.append("no energy counter for MPS; GPU energy unmeasured")
+        zones = rapl_zones(self.rapl_root) if self.cpu_method != "estimate" else {"cpu": [], "ram": []}
+        if zones["cpu"]:
+            sources.append(RaplCounter("cpu", zones["cpu"]))
+        elif self.cpu_method == "rapl":
+            raise PeprError(
+                f"cpu_method='rapl' but no readable RAPL counter under {self.rapl_root}: "
+                "use cpu_method='auto' or 'estimate'"
+            )
+        else:
+            sources.append(CpuTimeEstimate(self.cpu_watts_per_core))
+        if zones["cpu"] and zones["ram"]:
+            sources.append(RaplCounter("ram", zones["ram"], method="rapl-dram"))
+        else:
+            sources.append(RamRssEstimate(self._rss, self.ram_watts_per_gb))
+        self._notes = notes
+        return sources
+
+    # -- context manager ---------------------------------------------------------------------------
+    def __enter__(self) -> Meter:
+        self.result = None
+        if self.device_kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self._cuda)
+            torch.cuda.reset_peak_memory_stats(self._cuda)
+        self._rss = _Rss()
+        self._sources = self._build_sources()
+        self._cpu_time_start = _process_cpu_s()
+        self._maxrss_start = _maxrss_bytes()
+        self._rss.start()
+        for source in self._sources:
+            source.start()
+        self._t0 = time.perf_counter()
+        readers = [self._rss.sample] + [s.sample for s in self._sources if not isinstance(s, NvmlEnergy)]
+        self._sampler = _Sampler(self.sample_interval_s, readers)
+        self._sampler.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        notes = list(self._notes)
+        try:
+            self._cuda_sync()
+        except Exception as err:
+            notes.append(f"cuda synchronize failed ({type(err).__name__})")
+        time_s = time.perf_counter() - self._t0
+        if self._sampler is not None:
+            self._sampler.halt()
+            notes.extend(f"sampler: {e}" for e in self._sampler.errors)
+        try:
+            self._rss.sample()
+        except Exception as err:
+            notes.append(f"rss: {type(err).__name__}")
+        joules: dict[str, float | None] = {"cpu": 0.0, "gpu": 0.0, "ram": 0.0}
+        methods: dict[str, str] = {}
+        for source in self._sources:
+            try:
+                value = source.stop()
+            except Exception as err:  # a counter that vanished mid-run: keep what was measured
+                value = source.partial()
+                notes.append(f"{source.component} {source.method} incomplete ({type(err).__name__}: {err})")
+            joules[source.component] = value
+            methods[source.component] = source.method
+        if self._nvml_in_use is not None:
+            _nvml_shutdown(self._nvml_in_use)
+        if self.device_kind == "cpu":
+            methods["gpu"] = "none"
+        elif self._gpu_unmeasured:
+            joules["gpu"] = None
+            methods["gpu"] = "unmeasured"
+        peak_gb, mem_kind = self._peak_memory(notes)
+        kwh = {k: (v / J_PER_KWH if v is not None else None) for k, v in joules.items()}
+        total_kwh = sum(v for v in kwh.values() if v is not None) * self.pue
+        order = ("gpu", "cpu", "ram") if self.device_kind != "cpu" else ("cpu", "ram")
+        self.result = {
+            "time_s": time_s,
+            "energy_kwh": total_kwh,
+            "energy_method": "+".join(f"{c}={methods[c]}" for c in order),
+            "cpu_energy_kwh": kwh["cpu"],
+            "gpu_energy_kwh": kwh["gpu"],
+            "ram_energy_kwh": kwh["ram"],
+            "co2_g": total_kwh * self.carbon_intensity_g_per_kwh,
+            "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+            "country_iso_code": self.country_iso_code,
+            "peak_mem_gb": peak_gb,
+            "mem_kind": mem_kind,
+            "pue": self.pue,
+            "cpu_time_s": max(0.0, _process_cpu_s() - self._cpu_time_start),
+            "cpu_energy_method": methods["cpu"],
+            "gpu_energy_method": methods["gpu"],
+            "ram_energy_method": methods["ram"],
+            "device": self.device,
+            "warnings": "; ".join(notes) or None,
+        }
+        return False
+
+    def _peak_memory(self, notes: list[str]) -> tuple[float | None, str]:
+        if self.device_kind == "cuda":
+            try:
+                import torch
+
+                return torch.cuda.max_memory_reserved(self._cuda) / BYTES_PER_GB, "cuda_max_reserved"
+            except Exception as err:
+                notes.append(f"cuda memory unreadable ({type(err).__name__})")
+                return None, "cuda_max_reserved"
+        peak = self._rss.peak_bytes
+        maxrss_end = _maxrss_bytes()
+        if maxrss_end > self._maxrss_start:  # a new lifetime peak was set inside the block
+            peak = max(peak, maxrss_end)
+        return peak / BYTES_PER_GB, "cpu_peak_rss"
