@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/jupytext --check "$(BIN)/python -c pass" notebooks/*.ipynb >/dev/null
 
 paper: $(STAMP)  ## the paper's tables and figures from its published results -> outputs/paper/
+	@mkdir -p outputs/paper
 	$(BIN)/papermill --cwd notebooks notebooks/00_paper_results.ipynb outputs/paper/00_paper_results.ipynb \
 		-p out_dir $(abspath outputs/paper) $(if $(PEPR_REFERENCE_DIR),-p reference_dir $(PEPR_REFERENCE_DIR),)
 	@echo "paper results: outputs/paper/"

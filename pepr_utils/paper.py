@@ -374,33 +374,36 @@ def accuracy_grid_check(
 ) -> pd.DataFrame:
     """Per row: how many epochs' accuracies lie on the group's test-set grid, and which other grid fits.
 
-    ``grids`` maps a group to its denominator (e.g. ``{"derma": 1984}``); by default each experiment of
-    the paper gets its dataset's :data:`ACCURACY_GRID`. ``fits_other`` names the dataset whose grid all
-    epochs lie on, when that is not the row's own: a result copied from another experiment.
+    ``grids`` maps a group to its denominator n (accuracies are multiples of 1/n, e.g.
+    ``{"derma": 1984}``); by default each experiment of the paper gets its dataset's
+    :data:`ACCURACY_GRID`. ``fits_other`` is set when no epoch lies on the row's own grid but all lie on
+    another one: it names that grid (the dataset, or ``1/n`` for custom grids) -- a result copied from
+    another experiment.
     """
     _check(df, group, *columns)
     if grids is None:
         grids = {e: ACCURACY_GRID[info["dataset"]] for e, info in EXPERIMENTS.items()}
+        names = {n: name for name, n in ACCURACY_GRID.items()}
+    else:
+        names = {n: f"1/{n}" for n in set(grids.values())}
     unknown = sorted(set(df[group]) - set(grids))
     if unknown:
         raise PeprError(f"no accuracy grid for group(s) {unknown}; known: {', '.join(grids)}")
     values = df[list(columns)].to_numpy(dtype=float)
 
-    def on_grid(n: int) -> np.ndarray:
-        scaled = values * n
+    def on_grid(n) -> np.ndarray:
+        scaled = values * np.asarray(n, dtype=float).reshape(-1, 1)
         return np.abs(scaled - np.round(scaled)) < tol
 
     own = np.array([grids[g] for g in df[group]])
-    on_own = np.abs(values * own[:, None] - np.round(values * own[:, None])) < tol
-    named = {name: on_grid(n).all(axis=1) for name, n in ACCURACY_GRID.items()}
-    own_names = {n: name for name, n in ACCURACY_GRID.items()}
+    on_own = on_grid(own)
+    all_on = {n: on_grid(n).all(axis=1) for n in names}
     fits_other = []
-    for i, g in enumerate(df[group]):
-        others = [name for name, ok in named.items() if ok[i] and ACCURACY_GRID[name] != grids[g]]
+    for i, n_own in enumerate(own):
+        others = [names[n] for n, ok in all_on.items() if ok[i] and n != n_own]
         fits_other.append(", ".join(others) if not on_own[i].any() and others else "")
     return pd.DataFrame({"epochs_on_own_grid": on_own.sum(axis=1), "fits_other": fits_other,
-                         "own_grid": [own_names.get(grids[g], str(grids[g])) for g in df[group]]},
-                        index=df.index)
+                         "own_grid": [names.get(n, f"1/{n}") for n in own]}, index=df.index)
 
 
 def flag_suspects(

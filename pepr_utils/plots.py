@@ -80,11 +80,11 @@ def _levels(values: pd.Series, order: Sequence | None) -> list:
         return present
 
 
-def _grid(n: int, col_wrap: int, panel_size: tuple[float, float], sharey: bool = True):
+def _grid(n: int, col_wrap: int, panel_size: tuple[float, float], sharey: bool = True, sharex: bool = True):
     ncols = max(1, min(n, col_wrap))
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
-                             sharex=True, sharey=sharey, squeeze=False, layout="constrained")
+                             sharex=sharex, sharey=sharey, squeeze=False, layout="constrained")
     flat = axes.ravel().tolist()
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -246,8 +246,9 @@ def paired_violins(
     """
     for a, b in pairs:
         _require(wide, a, b)
-    fig, axes = _grid(len(pairs), len(pairs), panel_size, sharey=True)
+    fig, axes = _grid(len(pairs), len(pairs), panel_size, sharey=True, sharex=False)
     cmap = plt.get_cmap("tab10")
+    top_limit = -np.inf
     for i, (ax, (a, b)) in enumerate(zip(axes, pairs, strict=True)):
         part = wide[[a, b]].dropna()
         if part.empty:
@@ -276,8 +277,10 @@ def paired_violins(
             y, h = top + 0.06 * span, 0.03 * span
             ax.plot([0, 0, 1, 1], [y, y + h, y + h, y], color="k", lw=1)
             ax.text(0.5, y + 1.3 * h, format_p(pvalues[i]), ha="center", va="bottom", fontsize=9)
-            ax.set_ylim(top=y + 0.2 * span)
+            top_limit = max(top_limit, y + 0.2 * span)
         ax.grid(True, axis="y", alpha=0.3)
+    if np.isfinite(top_limit):
+        axes[0].set_ylim(top=top_limit)  # shared y: one limit that leaves room for every annotation
     axes[0].set_ylabel(ylabel)
     return fig
 
