@@ -140,11 +140,17 @@ def scatter_vs_params(
     for ax, panel in zip(axes, panels, strict=True):
         part = data if panel is None else data[data[facet] == panel]
         _scatter(ax, part, x, y, hue, hue_levels, point_size, alpha)
-        if trend and len(part) > 2:
-            lx = np.log10(part[x].astype(float)) if logx else part[x].astype(float)
-            slope, intercept = np.polyfit(lx, part[y].astype(float), 1)
+        keep = pd.Series(True, index=part.index)
+        keep &= (part[x] > 0) if logx else True
+        keep &= (part[y] > 0) if logy else True
+        fit_part = part[keep]
+        if trend and len(fit_part) > 2 and fit_part[x].nunique() > 1:
+            lx = np.log10(fit_part[x].astype(float)) if logx else fit_part[x].astype(float)
+            ly = np.log10(fit_part[y].astype(float)) if logy else fit_part[y].astype(float)  # straight as drawn
+            slope, intercept = np.polyfit(lx, ly, 1)
             grid = np.linspace(lx.min(), lx.max(), 50)
-            ax.plot(10 ** grid if logx else grid, slope * grid + intercept, color="0.3", lw=1, ls="--")
+            fit = slope * grid + intercept
+            ax.plot(10 ** grid if logx else grid, 10 ** fit if logy else fit, color="0.3", lw=1, ls="--")
             rho = part[[x, y]].corr(method="spearman").iloc[0, 1]
             ax.text(0.02, 0.97, f"Spearman $\\rho$ = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=8)
         if logx:
@@ -358,6 +364,156 @@ def count_heatmap(
                         color="white" if v > 0.6 * high else "black")
     if title:
         ax.set_title(title)
+    return fig
+
+
+# ----------------------------------------------------------------- analysis of our runs (notebook 04)
+def pepr_profile_points(
+    df: pd.DataFrame,
+    *,
+    x: str = "e_n",
+    y: str = "test_acc",
+    hue: str | None = None,
+    resource: str = "E",
+    label_top: int = 3,
+    score: str | None = None,
+) -> Figure:
+    """The PePR profile (:func:`pepr_profile`) with models drawn at (normalised resource, performance).
+
+    ``label_top`` names the best models by ``score`` (default ``pepr_<resource>``) so the reader sees
+    where the iso-PePR lines put them.
+    """
+    _require(df, x, y, hue)
+    data = df.dropna(subset=[x, y])
+    if data.empty:
+        raise PeprError(f"no rows with both {x!r} and {y!r} to place on the PePR profile")
+    fig = pepr_profile(resource=resource)
+    ax = fig.axes[0]
+    hue_levels = _levels(data[hue], None) if hue else []
+    _scatter(ax, data, x, y, hue, hue_levels, 30, 0.95)
+    score = score or f"pepr_{resource.lower()}"
+    if label_top and score in data.columns:
+        for _, row in data.nlargest(label_top, score).iterrows():
+            ax.annotate(str(row.get("model", "")), (row[x], row[y]), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7, color="white")
+    if hue:
+        ax.legend(title=hue, fontsize=7, title_fontsize=7, loc="lower left")
+    return fig
+
+
+def pareto_plot(
+    df: pd.DataFrame,
+    *,
+    x: str = "energy_kwh",
+    y: str = "test_acc",
+    front: str = "on_front",
+    facet: str | None = "experiment",
+    label: str | None = "model",
+    highlight: str | None = None,
+    highlight_label: str | None = None,
+    logx: bool = True,
+    col_wrap: int = 3,
+    panel_size: tuple[float, float] = (4.4, 3.6),
+) -> Figure:
+    """Cost ``x`` against performance ``y`` with the Pareto front (boolean column ``front``) as a step line.
+
+    Dominated models are grey, front models coloured and named (``label``); ``highlight`` (a boolean
+    column, e.g. the top PePR model) is circled.
+    """
+    _require(df, x, y, front, facet, label, highlight)
+    data = df.dropna(subset=[x, y])
+    if data.empty:
+        raise PeprError(f"no rows with both {x!r} and {y!r} for a Pareto plot")
+    if logx and (data[x] <= 0).any():
+        logx = False
+    panels = _levels(data[facet], None) if facet else [None]
+    fig, axes = _grid(len(panels), col_wrap, panel_size, sharey=False, sharex=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, panel in zip(axes, panels, strict=True):
+        part = data if panel is None else data[data[facet] == panel]
+        on = part[part[front].astype(bool)].sort_values(x)
+        off = part[~part[front].astype(bool)]
+        ax.scatter(off[x], off[y], s=22, color="0.7", label="dominated")
+        ax.step(on[x], on[y], where="post", color=cmap(0), lw=1.2, alpha=0.8)
+        ax.scatter(on[x], on[y], s=36, color=cmap(0), edgecolor="white", linewidth=0.5, label="Pareto front", zorder=3)
+        if label:
+            for _, row in on.iterrows():
+                ax.annotate(str(row[label]), (row[x], row[y]), xytext=(3, -9), textcoords="offset points", fontsize=7)
+        if highlight:
+            hi = part[part[highlight].astype(bool)]
+            ax.scatter(hi[x], hi[y], s=140, facecolor="none", edgecolor=cmap(3), linewidth=1.5,
+                       label=highlight_label or highlight, zorder=4)
+        if logx:
+            ax.set_xscale("log")
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=9)
+        ax.set_xlabel(axis_label(x))
+        ax.set_ylabel(axis_label(y))
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def value_heatmap(
+    matrix: pd.DataFrame,
+    *,
+    title: str | None = None,
+    cbar_label: str = "value",
+    vmin: float = -1.0,
+    vmax: float = 1.0,
+    cmap: str = "RdBu",
+    fmt: str = ".2f",
+    size: tuple[float, float] | None = None,
+) -> Figure:
+    """A labelled heatmap of any matrix with a diverging colour scale (e.g. Kendall's tau per experiment)."""
+    rows, cols = matrix.shape
+    size = size or (max(4.5, 1.3 * cols + 3.0), max(2.6, 0.42 * rows + 1.6))
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    values = matrix.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    fig.colorbar(image, ax=ax, label=cbar_label)
+    ax.set_xticks(range(cols), [str(c) for c in matrix.columns], rotation=30, ha="right")
+    ax.set_yticks(range(rows), [str(i) for i in matrix.index])
+    for i in range(rows):
+        for j in range(cols):
+            v = values[i, j]
+            ax.text(j, i, format(v, fmt) if np.isfinite(v) else "n/a", ha="center", va="center", fontsize=8,
+                    color="white" if np.isfinite(v) and abs(v) > 0.6 * max(abs(vmin), abs(vmax)) else "black")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def interval_plot(
+    df: pd.DataFrame,
+    *,
+    mean: str,
+    lo: str,
+    hi: str,
+    label: str = "model",
+    facet: str | None = "experiment",
+    xlabel: str | None = None,
+    col_wrap: int = 3,
+    max_rows: int = 25,
+) -> Figure:
+    """A forest plot: one row per ``label`` with its mean and interval, best at the top, per ``facet``."""
+    _require(df, mean, lo, hi, label, facet)
+    data = df.dropna(subset=[mean])
+    if data.empty:
+        raise PeprError(f"no rows with {mean!r} for an interval plot")
+    panels = _levels(data[facet], None) if facet else [None]
+    n_rows = min(max_rows, int(data.groupby(facet).size().max()) if facet else len(data))
+    fig, axes = _grid(len(panels), col_wrap, (4.4, 0.9 + 0.28 * n_rows), sharey=False, sharex=False)
+    for ax, panel in zip(axes, panels, strict=True):
+        part = (data if panel is None else data[data[facet] == panel]).nlargest(max_rows, mean)[::-1]
+        ys = np.arange(len(part))
+        err = np.vstack([part[mean] - part[lo], part[hi] - part[mean]])
+        ax.errorbar(part[mean], ys, xerr=np.where(np.isfinite(err), err, 0), fmt="o", ms=4, capsize=2)
+        ax.set_yticks(ys, part[label].astype(str), fontsize=7)
+        ax.set_xlabel(xlabel or axis_label(mean))
+        ax.grid(True, axis="x", alpha=0.3)
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=9)
     return fig
 
 

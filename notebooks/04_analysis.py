@@ -1,0 +1,233 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (pepr)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · PePR analysis of a set of runs
+#
+# Which models give the most performance per unit of resource, whether pretraining and more training
+# data pay off, and how sure we can be. The first half applies the paper's analysis (Selvan et al. 2024)
+# to our own run records: PePR-E/C/T/M per experiment, top-k tables, the figures against model size, and
+# the paired comparisons. The second half goes where the paper could not: the accuracy–energy Pareto
+# front, a fixed-reference PePR, AUC as the performance measure, seed variation and rank stability,
+# agreement between rankings, and a "which model should I use" table for a stated budget.
+#
+# Every sentence below is generated from the numbers of this run set. `pepr report RESULTS` executes
+# this notebook and writes figures (PNG, PDF), tables (CSV, Markdown), `summary.md`, this executed
+# notebook and a self-contained `report.html` into the report folder.
+
+# %%
+# On Google Colab, fetch and install pepr_utils first; elsewhere this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("pepr"):
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/pepr-study/pepr", "pepr"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "pepr"], check=True)
+    os.chdir("pepr/notebooks")
+
+# %% tags=["parameters"]
+results = "../outputs/quick/results.csv"  # a results.csv (pepr grid collect), a run folder, or a list of them
+out_dir = None  # report folder; None: outputs/<study>/report
+budget = {}  # limits for "which model should I use", e.g. {"energy_kwh": 0.01, "peak_mem_gb": 4}; {}: median energy
+reference = {}  # fixed R_ref per resource (R_n becomes R / R_ref), e.g. {"e": 0.01}; {}: study-wide medians
+top_k = 5  # models per experiment in the top-k tables
+n_boot = 1000  # bootstrap replicates for the top-rank stability
+seed = 0  # seed of the bootstrap
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from pepr_utils import analysis as an
+from pepr_utils import plots
+from pepr_utils import report as rp
+
+pd.set_option("display.max_columns", 30)
+rep = rp.Report(Path(out_dir) if out_dir else rp.default_report_dir(results))
+
+# %% [markdown]
+# ## 1. What was run
+#
+# One row per run record; an experiment is dataset × image size × training fraction × regime
+# (scratch, or fine-tuned from ImageNet weights: full or linear probe).
+
+# %%
+runs = an.load_results(results)
+ok, excluded = an.split_runs(runs)
+resources = an.available_resources(ok)
+an.require_scorable(runs, ok, resources)
+facts = an.study_facts(runs, ok)
+rep.text(rp.say_study(facts, resources))
+rep.table(an.overview(runs), "overview")
+
+# %% [markdown]
+# ## 2. Failed and incompatible runs
+
+# %%
+rep.text(rp.say_excluded(excluded))
+rep.table(excluded, "excluded_runs", show=20)
+
+# %% [markdown]
+# ## 3. PePR per experiment (the paper's analysis)
+#
+# PePR_R = P / (1 + R_n) with P the test accuracy after the last epoch and R_n the resource min-max
+# normalised over the models of one experiment (E: energy, C: CO2, T: training time, M: peak memory).
+# With several seeds, accuracy and resources are first averaged per model.
+
+# %%
+key = "e" if "e" in resources else next(iter(resources))  # the headline resource: energy when recorded
+main, cost = f"pepr_{key}", resources[key]
+ref = an.parse_reference(reference) or an.default_reference(ok, resources)
+scored = an.add_model_type(an.score_table(an.model_table(ok), resources=resources, reference=ref))
+score_cols = [f"pepr_{k}" for k in resources]
+rep.table(scored, "pepr_scores", show=False)
+rep.table(scored[["experiment", "model", "num_params", "test_acc", *resources.values(), *score_cols]]
+          .sort_values(["experiment", main], ascending=[True, False]), "pepr_scores_short", show=15)
+
+# %% [markdown]
+# ### Top models by PePR, with the most accurate model beside them
+# `acc_given_up`: how much test accuracy the listed model gives up against the experiment's most accurate model.
+
+# %%
+for col in score_cols:
+    rep.table(an.top_k(scored, col, top_k), f"top{top_k}_{col}", show=(col == main) and 3 * top_k)
+best = an.best_per_experiment(scored, score_cols)
+rep.table(best, "best_per_experiment")
+rep.text(rp.say_best(best, scored, by=main, cost=cost))
+
+# %% [markdown]
+# ### Scores against model size
+# As in the paper: test accuracy, energy and PePR-E against the number of parameters, one panel per experiment.
+
+# %%
+hue = "type" if "type" in scored.columns and scored["type"].nunique() > 1 else None
+for y, logy in (("test_acc", False), (cost, True), (main, False)):
+    rep.figure(lambda y=y, logy=logy: plots.scatter_vs_params(scored, y, hue=hue, facet="experiment", logy=logy,
+                                                              sharey=not logy, trend=True),
+               f"{y}_vs_params")
+rep.figure(lambda: plots.metrics_vs_params(scored, score_cols, hue="experiment"), "pepr_all_vs_params")
+rep.text(rp.say_params_trend(scored, ("test_acc", main)))
+
+# %% [markdown]
+# ### The PePR profile
+# Iso-PePR lines over performance and normalised energy; each dot is one model of one experiment. A model
+# with twice the normalised energy must be proportionally more accurate to score the same.
+
+# %%
+rep.figure(lambda: plots.pepr_profile_points(scored, x=f"{key}_n", y="test_acc", hue="experiment",
+                                             resource=key.upper(), score=main), "pepr_profile")
+
+# %% [markdown]
+# ## 4. Does pretraining pay off? Does more data? (paired tests)
+# Each model is paired with itself across two experiments; Wilcoxon signed-rank and paired t-tests with
+# their effect sizes (rank-biserial r, Cohen's d_z).
+
+# %%
+comparisons = an.find_comparisons(scored)
+tests = an.paired_tests(scored, comparisons, values=("test_acc", main, cost))
+rep.table(tests, "paired_tests")
+rep.text(rp.say_paired(tests))
+rep.figure(lambda: plots.paired_violins(**an.paired_violin_inputs(scored, comparisons, "test_acc", tests)),
+           "paired_test_acc")
+
+# %% [markdown]
+# ## 5. Beyond the paper
+# ### 5.1 The accuracy–energy Pareto front
+
+# %%
+scored["on_front"] = an.pareto_front(scored, "test_acc", cost)
+scored["top_pepr"] = scored[f"rank_{main}"] == 1
+front = an.pareto_table(scored, "test_acc", cost, by=main)
+rep.table(front, "pareto_front")
+rep.figure(lambda: plots.pareto_plot(scored, x=cost, y="test_acc", highlight="top_pepr",
+                                     highlight_label=f"top PePR-{key.upper()}"), "pareto_front")
+rep.text(rp.say_pareto(front, scored, by=main))
+
+# %% [markdown]
+# ### 5.2 Fixed-reference PePR beside the min-max PePR
+
+# %%
+rep.text(rp.say_reference(ref, bool(reference), resources))
+ref_cols = [c for c in (main, f"pepr_ref_{key}") if c in scored.columns]
+rep.table(scored[["experiment", "model", "test_acc", cost, *ref_cols]], "pepr_fixed_reference", show=10)
+rep.figure(lambda: plots.scatter_vs_params(scored, ref_cols[-1], x=main, facet="experiment", logx=False,
+                                           xlabel=f"PePR-{key.upper()}, min-max (per experiment)",
+                                           ylabel=f"PePR-{key.upper()}, fixed reference"), "pepr_minmax_vs_reference")
+rep.text(rp.say_agreement(an.rank_agreement(scored, ref_cols),
+                          "Rank agreement (Kendall's τ) between min-max and fixed-reference PePR:"))
+
+# %% [markdown]
+# ### 5.3 AUC as the performance measure
+
+# %%
+auc_col = f"pepr_auc_{key}"
+histories = an.load_histories(runs[runs["status"] == "ok"])
+swing = an.epoch_swing(histories)
+if len(swing):
+    rep.table(swing, "epoch_swing")
+rep.table(scored[["experiment", "model", "test_acc", "test_auc", main, auc_col]]
+          if auc_col in scored.columns else scored[["experiment", "model", "test_acc"]], "pepr_auc", show=10)
+rep.text(rp.say_auc(an.rank_agreement(scored, (main, auc_col)), swing))
+
+# %% [markdown]
+# ### 5.4 Seeds: intervals and how often the top model stays on top
+
+# %%
+per_seed = an.per_seed_scores(ok, resources)
+seeds = an.seed_summary(per_seed, ("test_acc", main))
+rep.table(seeds, "seed_intervals", show=10)
+if not facts["single_seed"]:
+    rep.figure(lambda: plots.interval_plot(seeds, mean=f"{main}_mean", lo=f"{main}_lo", hi=f"{main}_hi",
+                                           xlabel=f"PePR-{key.upper()} (mean, 95% interval over seeds)"),
+               "seed_intervals")
+predictions = an.load_predictions(ok)
+stability = pd.concat([an.top_rank_stability(ok, by, n_boot=n_boot, seed=seed, resources=resources,
+                                             predictions=predictions) for by in ("test_acc", main)],
+                      ignore_index=True)
+rep.table(stability, "top_rank_stability")
+rep.text(rp.say_seeds(seeds, stability, facts))
+
+# %% [markdown]
+# ### 5.5 Do accuracy, PePR-E and PePR-T rank models alike?
+
+# %%
+agree = an.rank_agreement(scored, ("test_acc", main, "pepr_t"))
+rep.table(agree, "rank_agreement")
+if agree["tau"].notna().any():
+    rep.figure(lambda: plots.value_heatmap(agree.pivot(index="experiment", columns="pair", values="tau"),
+                                           cbar_label="Kendall's τ", title="Rank agreement per experiment"),
+               "rank_agreement")
+rep.text(rp.say_agreement(agree, "Kendall's τ between rankings (1: same order, 0: unrelated, −1: reversed)."))
+
+# %% [markdown]
+# ## 6. Which model should I use?
+# For a stated budget (the `budget` parameter, or `pepr report --budget energy_kwh=0.01`), the most accurate
+# model per dataset whose resources all fit.
+
+# %%
+limits = an.parse_budget(budget) or an.default_budget(scored)
+recommendations = an.recommend(scored, limits)
+rep.table(recommendations, "recommendations")
+rep.text(rp.say_recommend(recommendations, limits, derived=not budget))
+
+# %% [markdown]
+# ## 7. The paper's questions, answered on these runs
+# Are larger models more accurate? Does PePR pick smaller models? Do pretraining and more data pay off?
+
+# %%
+questions = an.paper_questions(scored, tests, by=main)
+rep.table(questions, "paper_questions")
+rep.text(rp.say_questions(questions))
+
+# %% [markdown]
+# ## 8. Files of this report
+
+# %%
+rep.finish()
+rep.listing()
