@@ -95,9 +95,14 @@ def _load_one(path: Path) -> pd.DataFrame:
         raise PeprError(f"results path {str(path)!r} not found; expected a results.csv, a result.json or a run folder")
     if path.is_file() and path.suffix.lower() == ".csv":
         try:
-            return pd.read_csv(path)
+            table = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise PeprError(f"cannot read {str(path)!r} as CSV: {str(exc).splitlines()[0]}") from exc
+        runs_dir = path.parent / "runs"  # pepr grid collect writes results.csv beside runs/<run_id>/
+        if "run_id" in table.columns and "run_dir" not in table.columns and runs_dir.is_dir():
+            table["run_dir"] = [str(runs_dir / str(r)) if (runs_dir / str(r) / "result.json").is_file() else None
+                                for r in table["run_id"]]
+        return table
     if path.is_file() and path.suffix.lower() == ".json":
         files = [path]
     elif path.is_dir():
@@ -706,11 +711,12 @@ def seed_summary(per_seed: pd.DataFrame, values: Sequence[str] = ("test_acc", "p
 
 
 def load_predictions(runs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-run test-set correctness (bool per test image) for the runs whose folder holds predictions.
+    """Per-run test-set correctness (1.0/0.0 per test image) for the runs whose folder holds predictions.
 
-    Looks for ``predictions.npz`` / ``test_predictions.npz`` (arrays ``y_true`` or ``labels`` and
-    ``y_pred``/``pred`` or ``probs``/``scores``) or ``predictions.csv`` (columns y_true, y_pred) in
-    each run folder. Runs without such a file are simply absent from the result.
+    Looks for ``predictions.npz`` / ``test_predictions.npz`` (arrays ``y_true`` and ``y_pred`` or
+    ``y_score`` -- class probabilities as :func:`pepr_utils.train.predict` returns them) or
+    ``predictions.csv`` (columns y_true, y_pred) in each run folder. Runs without such a file are
+    simply absent from the result (the bootstrap then resamples seeds only).
     """
     out: dict[str, np.ndarray] = {}
     if "run_dir" not in runs.columns:
@@ -725,25 +731,33 @@ def load_predictions(runs: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _read_predictions(run_dir: Path) -> np.ndarray | None:
+    """Per-sample correctness (1.0/0.0; the fraction of correct labels for multi-label tasks)."""
+    y = pred = score = None
     for name in ("predictions.npz", "test_predictions.npz"):
         f = run_dir / name
         if f.is_file():
             with np.load(f, allow_pickle=False) as z:
-                keys = set(z.files)
-                y = next((z[k] for k in ("y_true", "labels", "targets", "test_labels") if k in keys), None)
-                pred = next((z[k] for k in ("y_pred", "pred", "preds", "predictions") if k in keys), None)
-                if pred is None:
-                    probs = next((z[k] for k in ("probs", "scores", "logits", "y_score") if k in keys), None)
-                    if probs is not None:
-                        pred = probs.argmax(axis=1) if probs.ndim == 2 and probs.shape[1] > 1 else (probs.ravel() > 0.5)
-            if y is not None and pred is not None:
-                return np.asarray(pred).ravel().astype(int) == np.asarray(y).ravel().astype(int)
-    f = run_dir / "predictions.csv"
-    if f.is_file():
-        df = pd.read_csv(f)
-        if {"y_true", "y_pred"} <= set(df.columns):
-            return (df["y_pred"].to_numpy(int) == df["y_true"].to_numpy(int))
-    return None
+                pick = lambda names: next((np.asarray(z[k]) for k in names if k in z.files), None)  # noqa: E731
+                y = pick(("y_true", "labels", "targets", "test_labels"))
+                pred = pick(("y_pred", "pred", "preds", "predictions"))
+                score = pick(("y_score", "probs", "scores", "probabilities"))
+            break
+    else:
+        f = run_dir / "predictions.csv"
+        if f.is_file():
+            df = pd.read_csv(f)
+            if {"y_true", "y_pred"} <= set(df.columns):
+                y, pred = df["y_true"].to_numpy(), df["y_pred"].to_numpy()
+    if y is None or (pred is None and score is None):
+        return None
+    y = y.reshape(len(y), -1)
+    if y.shape[1] > 1:  # multi-label: a label is correct when its score is on the right side of 0.5
+        guess = pred.reshape(y.shape) if pred is not None else (score.reshape(y.shape) > 0.5)
+        return (guess.astype(int) == y.astype(int)).mean(axis=1)
+    if pred is None:
+        score = score.reshape(len(score), -1)
+        pred = score.argmax(axis=1) if score.shape[1] > 1 else (score[:, 0] > 0.5)
+    return (np.asarray(pred).ravel().astype(int) == y.ravel().astype(int)).astype(float)
 
 
 def top_rank_stability(ok: pd.DataFrame, by: str = "pepr_e", *, n_boot: int = 1000, seed: int = 0,

@@ -71,9 +71,13 @@ def write_study(root: Path, *, predictions: bool = True) -> Path:
     def write(rec, correct=None):
         d = runs / rec["run_id"]
         records.write_record(d, rec)
-        if correct is not None:
-            y = np.zeros(N_TEST, dtype=np.int64)
-            np.savez(d / "predictions.npz", y_true=y, y_pred=np.where(correct, 0, 1))
+        if correct is not None:  # labels (N, 1) as MedMNIST gives them; class predictions or probabilities
+            y = np.zeros((N_TEST, 1), dtype=np.int64)
+            pred = np.where(correct, 0, 1)
+            if int(rec["params"]["model"][1:]) % 2:
+                np.savez(d / "predictions.npz", y_true=y, y_score=np.eye(2)[pred] * 0.8 + 0.1)
+            else:
+                np.savez(d / "predictions.npz", y_true=y, y_pred=pred)
 
     for i, m in enumerate(MODELS):
         for s, noise in enumerate(SEED_NOISE):
@@ -110,11 +114,12 @@ def test_load_and_split_lists_failed_and_incompatible(study, tmp_path):
     assert sorted(excluded["status"]) == ["failed", "failed", "incompatible"]
     assert "RuntimeError: out of memory" in set(excluded["reason"])
     assert set(ok["experiment"]) == {EXPERIMENT, PRETRAINED, SMALL, SINGLE}
-    # a results.csv (pepr grid collect) gives the same scores as the run folders
-    csv = tmp_path / "results.csv"
+    # a results.csv (pepr grid collect) gives the same scores as the run folders, and finds them beside it
+    csv = study.parent / "results.csv"
     records.collect(study).to_csv(csv, index=False)
     again = an.load_results(csv)
     ok2, _ = an.split_runs(again)
+    assert len(an.load_predictions(ok2)) == 8 and len(an.load_histories(ok2)) == 41 * 3
     a = an.score_table(an.model_table(ok)).sort_values(["experiment", "model"])
     b = an.score_table(an.model_table(ok2)).sort_values(["experiment", "model"])
     np.testing.assert_allclose(a["pepr_e"], b["pepr_e"])
@@ -326,21 +331,23 @@ def test_report_single_seed_single_model(tmp_path):
     assert "Figure `paired_test_acc` skipped" in summary
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "pepr_utils.cli", "report", *args],
-                              capture_output=True, text=True, timeout=120)
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from pepr_utils.cli import main
 
-    missing = run(str(tmp_path / "none.csv"))
+    missing = subprocess.run([sys.executable, "-m", "pepr_utils.cli", "report", str(tmp_path / "none.csv")],
+                             capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "not found" in missing.stderr
     runs = tmp_path / "runs"
     records.write_record(runs / "a", _record("m0", status="failed", error="boom"))
-    failed = run(str(runs))
-    assert failed.returncode == 2 and "nothing to score" in failed.stderr and "boom" in failed.stderr
+    assert main(["report", str(runs), "-o", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to score" in err and "boom" in err and len(err.strip().splitlines()) == 1
     records.write_record(runs / "b", _record("m1", acc=0.6, energy=0.01))
-    bad = run(str(runs), "--budget", "gpus=2")
-    assert bad.returncode == 2 and "unknown budget resource 'gpus'" in bad.stderr
+    assert main(["report", str(runs), "-o", str(tmp_path / "report"), "--budget", "gpus=2"]) == 2
+    assert "unknown budget resource 'gpus'" in capsys.readouterr().err
+    assert main(["report", str(runs), "-o", str(tmp_path / "report"), "--budget", "energy"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
 
 
