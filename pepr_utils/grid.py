@@ -1,0 +1,540 @@
+"""Executing grids: every run's notebook by papermill, one run per Dask worker process.
+
+Why it is built this way:
+- The runner (the process that called :func:`run_grid`) is the only writer of
+  ``<output_dir>/<grid>/runs/<run_id>/``. A worker executes its notebook in a private temporary
+  folder and sends the executed notebook, ``result.json``, ``history.csv`` and other small files
+  back as bytes, so workers need no shared filesystem and never race on files.
+- Each run folder appears in one atomic rename, complete or not at all: a grid killed at any
+  moment (``kill -9`` of the runner included) loses no finished run, and a rerun redoes exactly
+  the runs without a ``result.json``.
+- A run is a pure function of its parameters (``run_id``), so a run recorded ``ok`` or
+  ``incompatible`` is never redone; ``failed`` runs are redone with ``retry_failed``.
+- Inside a worker, papermill runs in its own process group under a wall-clock limit, so a run that
+  raises, times out or whose kernel dies (out of memory, say) becomes a ``failed`` record with the
+  reason and the tail of the error, and the grid goes on. If the worker or the runner dies, the
+  notebook's process tree is killed too (no orphaned kernels training on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PeprError
+from .grid_spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
+
+__all__ = ["load_grid", "run_grid", "grid_states", "grid_status", "collect_grid", "grid_dir", "execute_run",
+           "RunState", "GridReport", "notebooks_dir"]
+
+DONE = ("ok", "incompatible")  # statuses never redone (a run is deterministic in its parameters)
+MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
+TAIL_LINES = 25
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (the package is installed from a checkout)."""
+    import pepr_utils
+
+    return Path(pepr_utils.__file__).resolve().parents[1] / "notebooks"
+
+
+def grid_dir(grid: Grid, output_dir: str | os.PathLike | None = None) -> Path:
+    from .settings import output_dir as _output_dir
+
+    return Path(_output_dir(output_dir)) / grid.name
+
+
+# --------------------------------------------------------------------------- state on disk
+@dataclass
+class RunState:
+    run: Run
+    state: str  # "ok" | "incompatible" | "failed" | "pending"
+    error: str | None = None
+    path: Path | None = None
+
+
+def grid_states(grid: Grid, output_dir: str | os.PathLike | None = None) -> list[RunState]:
+    """Each run's state from its folder: the status in its ``result.json``, else pending."""
+    runs_dir = grid_dir(grid, output_dir) / "runs"
+    states = []
+    for run in grid.runs:
+        path = runs_dir / run.run_id
+        record = _read_status(path / "result.json")
+        if record is None:
+            states.append(RunState(run, "pending", path=path))
+        else:
+            states.append(RunState(run, record.get("status", "failed"), record.get("error"), path))
+    return states
+
+
+def _read_status(result: Path) -> dict | None:
+    """The record's status and error, or None when there is no readable record (the run is redone)."""
+    try:
+        record = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") not in ("ok", "failed", "incompatible"):
+        return None
+    return record
+
+
+@dataclass
+class GridStatus:
+    grid: str
+    directory: Path
+    counts: dict[str, int]
+    failed: list[RunState]
+    stale: list[str]  # run folders not (or no longer) part of this grid
+    partial: list[str]  # half-written folders left by a killed runner (ignored, cleaned on the next run)
+
+    def lines(self) -> list[str]:
+        c = self.counts
+        out = [f"grid {self.grid} ({self.directory}): {sum(c.values())} runs: "
+               + ", ".join(f"{c.get(k, 0)} {k}" for k in ("ok", "incompatible", "failed", "pending"))]
+        for s in self.failed:
+            p = s.run.params
+            reason = (s.error or "no reason recorded").strip().splitlines()[0][:200]
+            out.append(f"  failed {s.run.run_id} {p['model']} {p['dataset']} {p['size']}px "
+                       f"fraction={p['fraction']} weights={p['weights'] or 'scratch'}: {reason}")
+        if self.stale:
+            out.append(f"  {len(self.stale)} run folder(s) not in this grid (kept, not collected)")
+        if self.partial:
+            out.append(f"  {len(self.partial)} half-written folder(s) from an interrupted run (ignored)")
+        return out
+
+
+def grid_status(grid: Grid, output_dir: str | os.PathLike | None = None) -> GridStatus:
+    states = grid_states(grid, output_dir)
+    runs_dir = grid_dir(grid, output_dir) / "runs"
+    ids = {r.run_id for r in grid.runs}
+    stale, partial = [], []
+    if runs_dir.is_dir():
+        for entry in sorted(runs_dir.iterdir()):
+            if entry.name.startswith("."):
+                partial.append(entry.name)
+            elif entry.is_dir() and entry.name not in ids:
+                stale.append(entry.name)
+    return GridStatus(grid.name, grid_dir(grid, output_dir), dict(Counter(s.state for s in states)),
+                      [s for s in states if s.state == "failed"], stale, partial)
+
+
+def collect_grid(grid: Grid, output_dir: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = None) -> tuple[Path, int]:
+    """Write the grid's results table (``records.collect`` over its finished runs) atomically."""
+    from .fileio import atomic_path
+    from .records import collect
+
+    done = [s.path for s in grid_states(grid, output_dir) if s.state != "pending"]
+    if not done:
+        raise PeprError(f"grid {grid.name!r} has no finished runs in {grid_dir(grid, output_dir)}; "
+                        "run `pepr grid run` first")
+    table = collect(done)
+    target = Path(out) if out else grid_dir(grid, output_dir) / "results.csv"
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, index=False)
+    return target, len(table)
+
+
+# --------------------------------------------------------------------------- running
+@dataclass
+class GridReport:
+    grid: str
+    directory: Path
+    total: int
+    already_done: int
+    to_run: int
+    counts: Counter = field(default_factory=Counter)  # statuses of the runs executed now
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run_id, reason)
+    wall_s: float = 0.0
+    workers: int = 0
+    threads_per_run: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: str | None = None,
+             retry_failed: bool = False, dry_run: bool = False, timeout_s: float | None = None,
+             output_dir: str | os.PathLike | None = None, progress: bool = True,
+             threads_per_run: int | None = None, log=print) -> GridReport:
+    """Run every pending run of ``grid`` (and failed ones with ``retry_failed``) on Dask.
+
+    ``workers`` starts a LocalCluster of that many single-threaded worker processes; ``scheduler``
+    (an address such as ``tcp://host:8786``) uses an existing cluster instead. ``timeout_s`` is a
+    wall-clock limit per run. Returns counts; failures are recorded, never raised.
+    """
+    if not isinstance(grid, Grid):
+        grid = load_grid(grid)
+    if timeout_s is not None and not timeout_s > 0:
+        raise PeprError(f"--timeout {timeout_s!r} must be a positive number of seconds")
+    if scheduler is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise PeprError(f"--workers {workers!r} must be a positive integer")
+    directory = grid_dir(grid, output_dir)
+    states = grid_states(grid, output_dir)
+    redo = DONE if retry_failed else DONE + ("failed",)
+    todo = [s.run for s in states if s.state not in redo]
+    report = GridReport(grid.name, directory, len(states), len(states) - len(todo), len(todo))
+    if dry_run or not todo:
+        return report
+
+    cores = _cores()
+    if threads_per_run is None and scheduler is None:
+        threads_per_run = max(1, cores // workers)
+    report.workers, report.threads_per_run = workers, threads_per_run
+    started = time.perf_counter()
+    with _grid_lock(directory):
+        _clean_partial(directory / "runs")
+        notebooks = {nb: _notebook_bytes(nb) for nb in {r.notebook for r in todo}}
+        client, close = _client(workers, scheduler)
+        try:
+            gpu = _workers_have(client, "GPU")
+            report.workers = len(client.scheduler_info().get("workers", {})) or workers
+            log(f"grid {grid.name}: {report.total} runs, {report.already_done} already done, "
+                f"{len(todo)} to run on {report.workers} worker(s)"
+                + (f", {threads_per_run} thread(s) each" if threads_per_run else "")
+                + (f", dashboard {client.dashboard_link}" if scheduler and client.dashboard_link else ""))
+            futures = {}
+            for run in sorted(todo, key=lambda r: -r.cost):  # longest first: fewer idle workers at the end
+                task = _task(run, notebooks[run.notebook], timeout_s, threads_per_run,
+                             runner_pid=os.getpid() if scheduler is None else None)
+                resources = {"GPU": 1} if gpu and run.params["device"].startswith("cuda") else None
+                fut = client.submit(execute_run, task, key=f"pepr-{grid.name}-{run.run_id}-{time.time_ns()}",
+                                    pure=False, resources=resources, priority=int(run.cost // 1000))
+                futures[fut] = run
+            _gather(grid, futures, directory, report, progress)
+        finally:
+            close()
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def _gather(grid: Grid, futures: dict, directory: Path, report: GridReport, progress: bool) -> None:
+    """Write each run's folder as its future completes, updating the progress bar."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(futures), desc=f"grid {grid.name}", unit="run", disable=not progress,
+              dynamic_ncols=True) as bar:
+        bar.set_postfix_str(f"ok 0, failed 0, left {len(futures)}")
+        for fut in as_completed(list(futures)):
+            run = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker or a cancelled task: record it, go on
+                result = _failure(run.run_id, "worker", f"{type(exc).__name__}: {exc}", "")
+            status, error = write_run(directory / "runs" / run.run_id, run, result)
+            report.counts[status] += 1
+            if status == "failed":
+                report.failed.append((run.run_id, (error or "").splitlines()[0] if error else ""))
+            fut.release()
+            bar.update(1)
+            done = sum(report.counts.values())
+            bar.set_postfix_str(f"ok {report.counts['ok'] + report.counts['incompatible']}, "
+                                f"failed {report.counts['failed']}, left {len(futures) - done}")
+
+
+def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
+    """The runner's single write of one run folder: executed notebook, files, and the record."""
+    from .fileio import atomic_dir
+    from .records import make_record, write_record
+
+    files: dict[str, bytes] = result.get("files") or {}
+    status, error = None, None
+    record = _parse_json(files.get("result.json"))
+    if result.get("ok"):
+        if record is None:
+            status = "failed"
+            error = "notebook finished without writing a valid result.json into out_dir"
+        else:
+            status, error = record.get("status"), record.get("error")
+    else:
+        status = "failed"
+        error = f"{result.get('reason', 'error')}: {result.get('error', '')}".strip()
+        tail = (result.get("tail") or "").strip()
+        if tail:
+            error += "\n" + tail
+    with atomic_dir(target) as tmp:
+        for rel, data in files.items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        if result.get("notebook"):
+            (tmp / f"{Path(run.notebook).stem}.ipynb").write_bytes(result["notebook"])
+        if status == "failed" and (not result.get("ok") or record is None):
+            now = _now()
+            write_record(tmp, make_record(params=run.params, status="failed", error=error,
+                                          started_at=result.get("started_at") or now, finished_at=now))
+        info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params,
+                "extras": run.extras, "reason": result.get("reason"), "wall_s": result.get("wall_s"),
+                "worker": result.get("worker"), "left_out": result.get("left_out", [])}
+        (tmp / "grid_run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+    return status or "failed", error
+
+
+def _parse_json(data: bytes | None) -> dict | None:
+    if not data:
+        return None
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and obj.get("status") in ("ok", "failed", "incompatible") else None
+
+
+def _task(run: Run, notebook: bytes, timeout_s: float | None, threads: int | None,
+          runner_pid: int | None) -> dict[str, Any]:
+    return {"run_id": run.run_id, "notebook": notebook, "parameters": run.notebook_parameters(out_dir=""),
+            "timeout_s": timeout_s, "threads": threads, "runner_pid": runner_pid,
+            "max_file_bytes": MAX_FILE_BYTES}
+
+
+def _notebook_bytes(notebook: str) -> bytes:
+    path = Path(notebook) if notebook not in (NOTEBOOK_SCRATCH, NOTEBOOK_PRETRAINED) \
+        else notebooks_dir() / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise PeprError(f"notebook {str(path)!r} not found; run `make notebooks` to create the .ipynb "
+                        "files from their .py twins")
+    return path.read_bytes()
+
+
+def _client(workers: int, scheduler: str | None):
+    """A Dask client and how to close it: an existing cluster, or a LocalCluster of processes."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise PeprError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
+                            "expected an address such as tcp://host:8786") from exc
+        return client, client.close
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return client, close
+
+
+def _workers_have(client, resource: str) -> bool:
+    info = client.scheduler_info().get("workers", {})
+    return any(resource in (w.get("resources") or {}) for w in info.values())
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def _grid_lock(directory: Path):
+    """One runner per grid folder at a time (the lock goes away with the process, even on kill -9)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    with open(directory / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PeprError(f"grid folder {str(directory)!r} is in use by another `pepr grid run`; "
+                            "wait for it or stop it first") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _clean_partial(runs_dir: Path) -> None:
+    """Remove half-written folders (hidden temporary names) left by a runner that was killed."""
+    if runs_dir.is_dir():
+        for entry in runs_dir.iterdir():
+            if entry.name.startswith(".") and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
+
+
+def _failure(run_id: str, reason: str, error: str, tail: str, **extra) -> dict:
+    return {"run_id": run_id, "ok": False, "reason": reason, "error": error, "tail": tail, **extra}
+
+
+# --------------------------------------------------------------------------- on the worker
+def execute_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Execute one run's notebook in a private temporary folder; return what it produced as bytes.
+
+    Runs on a Dask worker. papermill runs in a child process group so that a timeout or the
+    worker's death can kill the whole tree (papermill and its kernel).
+    """
+    import socket
+
+    started_at = _now()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"pepr-run-{task['run_id']}-") as tmp_name:
+        tmp = Path(tmp_name)
+        out_dir = tmp / "out"
+        out_dir.mkdir()
+        (tmp / "input.ipynb").write_bytes(task["notebook"])
+        job = {"input": str(tmp / "input.ipynb"), "output": str(tmp / "executed.ipynb"), "cwd": str(out_dir),
+               "parameters": {**task["parameters"], "out_dir": str(out_dir)}, "outcome": str(tmp / "outcome.json"),
+               "runner_pid": task.get("runner_pid"), "timeout_s": task.get("timeout_s")}
+        (tmp / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        env = dict(os.environ)
+        if task.get("threads"):
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+                env[var] = str(task["threads"])
+        env["PEPR_GRID_RUN_ID"] = task["run_id"]
+        env.setdefault("MPLBACKEND", "Agg")
+        timeout = task.get("timeout_s")
+        with open(tmp / "papermill.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid", str(tmp / "job.json")],
+                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid)
+                proc.wait()
+                timed_out = True
+        outcome = _parse_outcome(tmp / "outcome.json")
+        log_tail = _tail((tmp / "papermill.log").read_text(encoding="utf-8", errors="replace"))
+        if timed_out:
+            result = _failure(task["run_id"], "timeout", f"the run took longer than {timeout:g} s (--timeout)",
+                              outcome.get("tail", "") if outcome else "")
+        elif outcome is None:
+            result = _failure(task["run_id"], "crashed",
+                              f"papermill exited with code {proc.returncode} without a result", log_tail)
+        else:
+            result = {"run_id": task["run_id"], **outcome}
+        files, left_out = _read_files(out_dir, task.get("max_file_bytes", MAX_FILE_BYTES))
+        executed = tmp / "executed.ipynb"
+        result.update(files=files, left_out=left_out, notebook=executed.read_bytes() if executed.exists() else None,
+                      started_at=started_at, wall_s=round(time.perf_counter() - t0, 3),
+                      worker=socket.gethostname())
+        return result
+
+
+def _parse_outcome(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_files(out_dir: Path, max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
+    files, left_out = {}, []
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(out_dir).as_posix()
+        if path.stat().st_size > max_bytes:
+            left_out.append(f"{rel} ({path.stat().st_size} bytes > {max_bytes})")
+        else:
+            files[rel] = path.read_bytes()
+    return files, left_out
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(_ANSI.sub("", text).rstrip().splitlines()[-lines:])
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants (the kernel runs in a session of its own)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
+    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree."""
+    import psutil
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            gone = os.getppid() != parent or (runner_pid is not None and not psutil.pid_exists(runner_pid))
+            if gone:
+                me = psutil.Process()
+                for child in me.children(recursive=True):
+                    try:
+                        child.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
+
+
+def _child_main(job_path: str) -> int:
+    """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
+    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    _watch_parents(job.get("runner_pid"))
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    try:
+        pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
+                            cwd=job["cwd"], progress_bar=False, log_output=False,
+                            execution_timeout=job.get("timeout_s"))
+        outcome = {"ok": True, "reason": None}
+    except pm.PapermillExecutionError as exc:
+        trace = "\n".join(exc.traceback or [])
+        outcome = {"ok": False, "reason": "raised", "error": f"{exc.ename}: {_ANSI.sub('', str(exc.evalue))}",
+                   "tail": _tail(trace)}
+    except DeadKernelError as exc:
+        outcome = {"ok": False, "reason": "kernel died",
+                   "error": f"the notebook's kernel died (killed by the system, e.g. out of memory): {exc}",
+                   "tail": ""}
+    except CellTimeoutError as exc:
+        outcome = {"ok": False, "reason": "timeout", "error": _ANSI.sub("", str(exc)).splitlines()[0], "tail": ""}
+    except Exception as exc:  # noqa: BLE001 - anything else papermill raises: report it, do not hide it
+        import traceback
+
+        outcome = {"ok": False, "reason": "error", "error": f"{type(exc).__name__}: {exc}",
+                   "tail": _tail(traceback.format_exc())}
+    tmp = Path(job["outcome"] + ".tmp")
+    tmp.write_text(json.dumps(outcome), encoding="utf-8")
+    os.replace(tmp, job["outcome"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))

@@ -1,0 +1,457 @@
+"""Grid files: a study as data, expanded into runs and validated before anything runs.
+
+A grid YAML names the paper's recipe once (``defaults``) and the things that vary (``axes``, crossed
+with each other and with the optional ``experiments`` list), then trims or extends the product with
+``exclude`` / ``include``. Every run that comes out is fully resolved (no defaults left to guess) and
+carries its ``run_id``, a hash of exactly the parameters that decide its result, so a rerun of the
+same grid finds the runs already done. All problems in a file are reported together, in one
+:class:`~pepr_utils.errors.PeprError`, before a single run starts.
+
+Example::
+
+    name: quick
+    defaults: {epochs: 3, batch_size: 32, lr: 5.0e-4, size: 28, device: cpu}
+    axes:
+      model: [resnet18d, mobilenetv3_small_050]    # or {catalogue: paper131}
+      dataset: [dermamnist, pneumoniamnist, lidc]
+      fraction: [1.0, 0.1]
+    include:
+      - {model: tf_efficientnet_lite0, weights: [scratch, imagenet], dataset: [dermamnist, lidc]}
+    exclude:
+      - {model: resnet18d, dataset: lidc, fraction: 0.1}
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PeprError
+
+#: Parameters that decide a run's result: hashed into ``run_id`` and stored in the record's ``params``.
+RECORD_PARAMS = ("model", "dataset", "size", "fraction", "pretrained", "weights", "mode",
+                 "epochs", "batch_size", "lr", "seed", "device")
+#: Parameters passed to the notebook that do not change the result (where files are, how CO2 is counted).
+EXTRA_PARAMS = ("country_iso_code", "data_dir", "weights_dir")
+
+#: The paper's recipe (Adam is fixed in train.py): what a grid gets for anything it leaves out.
+PAPER_DEFAULTS: dict[str, Any] = {
+    "size": 28, "fraction": 1.0, "weights": "scratch", "mode": "full", "epochs": 10,
+    "batch_size": 32, "lr": 5e-4, "seed": 0, "device": "cpu", "country_iso_code": "DNK",
+    "data_dir": None, "weights_dir": None,
+}
+SETTABLE = tuple(PAPER_DEFAULTS) + ("model", "dataset", "pretrained")
+ALIASES = {"models": "model", "datasets": "dataset", "sizes": "size", "fractions": "fraction",
+           "seeds": "seed", "modes": "mode", "devices": "device"}
+TOP_KEYS = ("name", "description", "defaults", "axes", "experiments", "include", "exclude", "notebook")
+NOTEBOOK_SCRATCH = "02_train"
+NOTEBOOK_PRETRAINED = "03_finetune"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fully resolved run: what the notebook gets, and the id its result is filed under."""
+
+    run_id: str
+    notebook: str  # "02_train", "03_finetune", or the path of a grid's own notebook
+    params: dict[str, Any]  # RECORD_PARAMS, the run's identity
+    extras: dict[str, Any] = field(default_factory=dict)  # EXTRA_PARAMS
+    label: str | None = None  # the experiment's name in the grid file, if any
+
+    def notebook_parameters(self, out_dir: str) -> dict[str, Any]:
+        """The papermill parameters, as DESIGN.md lists them for 02_train / 03_finetune."""
+        p = self.params
+        out = {k: p[k] for k in ("model", "dataset", "size", "fraction", "epochs", "batch_size", "lr",
+                                 "seed", "device")}
+        out.update(data_dir=self.extras.get("data_dir"), out_dir=out_dir,
+                   country_iso_code=self.extras.get("country_iso_code", "DNK"))
+        if self.notebook != NOTEBOOK_SCRATCH:
+            out.update(weights=p["weights"], mode=p["mode"], weights_dir=self.extras.get("weights_dir"))
+        return out
+
+    @property
+    def cost(self) -> float:
+        """A rough relative cost (images x pixels x epochs), to start the longest runs first."""
+        p = self.params
+        return _train_count(p["dataset"]) * p["fraction"] * p["epochs"] * (p["size"] / 28) ** 2
+
+
+@dataclass
+class Grid:
+    name: str
+    runs: list[Run]
+    path: Path | None = None
+    description: str = ""
+    notebook_path: Path | None = None  # a grid's own notebook for every run (else 02/03)
+    duplicates: int = 0  # combinations that resolved to a run already in the list
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+# --------------------------------------------------------------------------- loading
+def load_grid(path: str | Path, *, check_names: bool = True) -> Grid:
+    """Read, expand and validate a grid file; one PeprError lists every problem found."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PeprError(f"grid file {str(path)!r} not found; expected a YAML file such as parameters/grids/quick.yaml")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PeprError(f"grid file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(spec, dict):
+        raise PeprError(f"grid file {str(path)!r} must be a mapping with keys {', '.join(TOP_KEYS)}")
+    spec.setdefault("name", path.stem)
+    return expand_grid(spec, source=path, check_names=check_names)
+
+
+def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bool = True) -> Grid:
+    """Expand a grid mapping into resolved runs; raise one PeprError naming every problem."""
+    problems: list[str] = []
+    where = str(source) if source is not None else "grid"
+    for key in spec:
+        if key not in TOP_KEYS:
+            problems.append(f"unknown key {key!r} (accepted: {', '.join(TOP_KEYS)})")
+    name = spec.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        problems.append(f"name: {name!r} must be a folder-safe word (letters, digits, _ . -)")
+        name = "grid"
+
+    defaults = dict(PAPER_DEFAULTS)
+    defaults.update(_settings(spec.get("defaults") or {}, "defaults", problems, lists=False))
+    axes = _settings(spec.get("axes") or {}, "axes", problems, lists=True)
+    experiments = _section_list(spec.get("experiments"), "experiments", problems, allow_name=True)
+    includes = _section_list(spec.get("include"), "include", problems)
+    excludes = _section_list(spec.get("exclude"), "exclude", problems)
+
+    notebook_path = None
+    if spec.get("notebook") is not None:
+        nb = Path(str(spec["notebook"])).expanduser()
+        if not nb.is_absolute() and source is not None:
+            nb = Path(source).parent / nb
+        if nb.suffix != ".ipynb" or not nb.is_file():
+            problems.append(f"notebook: {str(nb)!r} is not an existing .ipynb file")
+        notebook_path = nb
+
+    # axes x experiments, then the include entries; each combination resolved over the defaults
+    combos: list[tuple[dict[str, str], dict, str | None]] = []  # (where each value came from, values, label)
+    for values in itertools.product(*axes.values()) if axes else [()]:
+        base = dict(zip(axes, values, strict=True))
+        for j, (label, exp) in enumerate(experiments or [(None, {})]):
+            for exp_values in itertools.product(*exp.values()) if exp else [()]:
+                where_from = {**{k: "axes" for k in base}, **{k: f"experiments[{j}]" for k in exp}}
+                combos.append((where_from, {**base, **dict(zip(exp, exp_values, strict=True))}, label))
+    if not spec.get("axes") and not experiments:
+        combos = []
+    for i, (_, inc) in enumerate(includes):
+        for values in itertools.product(*inc.values()):
+            combos.append(({k: f"include[{i}]" for k in inc}, dict(zip(inc, values, strict=True)), None))
+
+    registry = _Names(check_names, problems)
+    runs: list[Run] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for where_from, combo, label in combos:
+        resolved = {**defaults, **combo}
+        if any(_matches(resolved, ex) for _, ex in excludes):
+            continue
+        run = _resolve(resolved, where_from, label, registry, problems, notebook_path)
+        if run is None:
+            continue
+        if run.run_id in seen:
+            duplicates += 1
+            continue
+        seen.add(run.run_id)
+        runs.append(run)
+    if not combos and not problems:
+        problems.append("no runs: give axes (e.g. model and dataset lists), experiments, or include entries")
+    elif combos and not runs and not problems:
+        problems.append("no runs left after exclude")
+    registry.report()
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise PeprError(f"{where}: {len(unique)} problem{'s' * (len(unique) > 1)}, nothing was run: "
+                        + "; ".join(unique))
+    return Grid(name=name, runs=runs, path=Path(source) if source is not None else None,
+                description=str(spec.get("description") or ""), notebook_path=notebook_path,
+                duplicates=duplicates)
+
+
+# --------------------------------------------------------------------------- sections
+def _settings(section: Any, where: str, problems: list[str], *, lists: bool) -> dict[str, Any]:
+    """A mapping of parameter -> value (defaults) or -> list of values (axes), aliases folded."""
+    if not isinstance(section, dict):
+        problems.append(f"{where}: expected a mapping of parameter: value, got {type(section).__name__}")
+        return {}
+    out: dict[str, Any] = {}
+    for raw_key, value in section.items():
+        key = ALIASES.get(raw_key, raw_key)
+        if key not in SETTABLE:
+            problems.append(f"{where}: unknown parameter {raw_key!r} (accepted: {', '.join(SETTABLE)})")
+            continue
+        if key in out:
+            problems.append(f"{where}: {key!r} given twice")
+            continue
+        if key == "model" and isinstance(value, dict):
+            value = _catalogue_models(value, f"{where}.{raw_key}", problems)
+            if not lists:
+                problems.append(f"{where}: a model catalogue belongs in axes, not {where}")
+                continue
+        if lists:
+            if not isinstance(value, list):
+                value = [value]
+            if not value:
+                problems.append(f"{where}.{raw_key}: empty list")
+                continue
+        elif isinstance(value, list):
+            problems.append(f"{where}.{raw_key}: one value expected here, got a list (lists go in axes)")
+            continue
+        out[key] = value
+    return out
+
+
+def _section_list(section: Any, where: str, problems: list[str], allow_name: bool = False
+                  ) -> list[tuple[str | None, dict]]:
+    if section is None:
+        return []
+    if not isinstance(section, list) or not all(isinstance(e, dict) for e in section):
+        problems.append(f"{where}: expected a list of mappings (parameter: value or [values])")
+        return []
+    out = []
+    for i, entry in enumerate(section):
+        entry = dict(entry)
+        label = entry.pop("name", None) if allow_name else None
+        settings = _settings(entry, f"{where}[{i}]", problems, lists=True)
+        out.append((str(label) if label is not None else None, settings))
+    return out
+
+
+def _catalogue_models(value: dict, where: str, problems: list[str]) -> list[str]:
+    if set(value) != {"catalogue"}:
+        problems.append(f"{where}: expected a list of timm names or {{catalogue: NAME}}, got keys {sorted(value)}")
+        return []
+    try:
+        from .models import catalogue_models
+    except ImportError as exc:  # pragma: no cover - the models module ships with the package
+        problems.append(f"{where}: cannot read model catalogues ({exc})")
+        return []
+    try:
+        names = list(catalogue_models(str(value["catalogue"])))
+    except PeprError as exc:
+        problems.append(f"{where}: {exc}")
+        return []
+    return names
+
+
+def _matches(resolved: dict, pattern: dict) -> bool:
+    """True when every key of an exclude entry matches the run (a list means any of these values)."""
+    for key, values in pattern.items():
+        actual = resolved.get(key)
+        if key == "pretrained":
+            key, actual, values = "weights", _weights(resolved.get("weights"), resolved.get("pretrained")), \
+                [("imagenet" if v is True else "scratch" if v is False else v) for v in values]
+        if key == "weights":
+            actual = _weights(actual, resolved.get("pretrained"))
+            values = [_weights(v, None) for v in values]
+        if actual not in values:
+            return False
+    return True
+
+
+def _weights(weights: Any, pretrained: Any) -> Any:
+    """Fold the ``pretrained`` shorthand and the spellings of 'no weights' into one value."""
+    if pretrained is True and weights in (None, "scratch", False):
+        return "imagenet"
+    if pretrained is False:
+        return "scratch"
+    if weights in (None, False, "none", "None"):
+        return "scratch"
+    return weights
+
+
+# --------------------------------------------------------------------------- one run
+def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Names, problems: list[str],
+             notebook_path: Path | None) -> Run | None:
+    before = len(problems)
+    for key in ("model", "dataset"):
+        if key not in p:
+            problems.append(f"{where_from.get('model', 'grid')}: no {key} given (set it in axes, defaults or "
+                            "the include entry)")
+    if len(problems) > before:
+        return None
+
+    class _Origin:  # "axes", "experiments[1]", "include[0]" or "defaults", per parameter
+        def __mod__(self, key: str) -> str:
+            return where_from.get(key, "defaults")
+
+    o = _Origin()
+
+    model, dataset = p["model"], p["dataset"]
+    if not isinstance(model, str) or not model:
+        problems.append(f"{o % 'model'}: model {model!r} must be a timm model name")
+    else:
+        names.model(model)
+    if not isinstance(dataset, str) or not dataset:
+        problems.append(f"{o % 'dataset'}: dataset {dataset!r} must be a dataset name")
+    else:
+        names.dataset(dataset)
+    size = _int(p["size"], "size", o % "size", problems, minimum=1)
+    if size is not None:
+        names.size(size)
+    fraction = _float(p["fraction"], "fraction", o % "fraction", problems)
+    if fraction is not None and not 0 < fraction <= 1:
+        problems.append(f"{o % 'fraction'}: fraction {fraction!r} is outside (0, 1]")
+    epochs = _int(p["epochs"], "epochs", o % "epochs", problems, minimum=1)
+    batch_size = _int(p["batch_size"], "batch_size", o % "batch_size", problems, minimum=1)
+    seed = _int(p["seed"], "seed", o % "seed", problems, minimum=0)
+    lr = _float(p["lr"], "lr", o % "lr", problems)
+    if lr is not None and not 0 < lr < 10:
+        problems.append(f"{o % 'lr'}: lr {lr!r} must be a positive learning rate below 10 (the paper used 5e-4)")
+
+    weights = _weights(p.get("weights"), p.get("pretrained"))
+    if p.get("pretrained") not in (None, True, False):
+        problems.append(f"{o % 'pretrained'}: pretrained {p['pretrained']!r} must be true or false")
+    if not isinstance(weights, str):
+        problems.append(f"{o % 'weights'}: weights {weights!r} must be scratch, imagenet or a checkpoint path")
+    elif weights not in ("scratch", "imagenet") and not weights.endswith(WEIGHT_SUFFIXES):
+        problems.append(f"{o % 'weights'}: weights {weights!r} must be scratch, imagenet or a checkpoint path "
+                        f"ending in {', '.join(WEIGHT_SUFFIXES)}")
+    mode = p["mode"]
+    if mode not in ("full", "linear"):
+        problems.append(f"{o % 'mode'}: mode {mode!r} must be full or linear")
+    device = p["device"]
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        problems.append(f"{o % 'device'}: device {device!r} must be cpu, cuda, cuda:N or mps")
+    country = p.get("country_iso_code")
+    if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{3}", country):
+        problems.append(f"{o % 'country_iso_code'}: country_iso_code {country!r} must be a 3-letter ISO code such as DNK")
+    for key in ("data_dir", "weights_dir"):
+        if p.get(key) is not None and not isinstance(p[key], str):
+            problems.append(f"{o % key}: {key} {p[key]!r} must be a path")
+    if len(problems) > before:
+        return None
+
+    pretrained = weights != "scratch"
+    params = {
+        "model": model, "dataset": dataset, "size": size, "fraction": float(fraction),
+        "pretrained": pretrained, "weights": weights if pretrained else None,
+        "mode": mode if pretrained else "full",  # a model from scratch trains all its layers
+        "epochs": epochs, "batch_size": batch_size, "lr": float(lr), "seed": seed, "device": device,
+    }
+    extras = {k: p.get(k) for k in EXTRA_PARAMS}
+    notebook = str(notebook_path) if notebook_path else (NOTEBOOK_PRETRAINED if pretrained else NOTEBOOK_SCRATCH)
+    return Run(run_id=make_run_id(params), notebook=notebook, params=params, extras=extras, label=label)
+
+
+def make_run_id(params: dict[str, Any]) -> str:
+    """The records module's hash of the resolved parameters (one definition of a run's identity)."""
+    from .records import run_id
+
+    return run_id(params)
+
+
+def _int(value: Any, key: str, origin: str, problems: list[str], minimum: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.append(f"{origin}: {key} {value!r} must be an integer >= {minimum}")
+        return None
+    return value
+
+
+def _float(value: Any, key: str, origin: str, problems: list[str]) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        problems.append(f"{origin}: {key} {value!r} must be a number")
+        return None
+    return float(value)
+
+
+class _Names:
+    """Checks model and dataset names and sizes against timm and the datasets catalogue, once each."""
+
+    def __init__(self, enabled: bool, problems: list[str]):
+        self.enabled, self.problems = enabled, problems
+        self.models: set[str] = set()
+        self.datasets: set[str] = set()
+        self.sizes: set[int] = set()
+
+    def model(self, name: str) -> None:
+        self.models.add(name)
+
+    def dataset(self, name: str) -> None:
+        self.datasets.add(name)
+
+    def size(self, size: int) -> None:
+        self.sizes.add(size)
+
+    def report(self) -> None:
+        if not self.enabled:
+            return
+        from .datasets import SIZES, dataset_names
+
+        valid = dataset_names()
+        for name in sorted(self.datasets - set(valid)):
+            close = difflib.get_close_matches(name, valid, n=1)
+            self.problems.append(f"unknown dataset {name!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                                               else f" (accepted: {', '.join(valid)})"))
+        for size in sorted(self.sizes - set(SIZES)):
+            self.problems.append(f"size {size} is not supported (accepted: {', '.join(map(str, SIZES))})")
+        unknown = sorted(m for m in self.models if not _known_model(m))
+        if unknown:
+            import timm
+
+            every = timm.list_models()
+            for name in unknown:
+                close = difflib.get_close_matches(name, every, n=1)
+                self.problems.append(f"unknown model {name!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                                                  else " (not a timm model name)"))
+
+
+def _known_model(name: str) -> bool:
+    """A timm architecture, or one of the project's catalogues (the paper's list names a few that
+    newer timm removed; their runs are reported incompatible rather than blocking the grid)."""
+    import timm
+
+    if timm.is_model(name):
+        return True
+    return name in _catalogued_models()
+
+
+_CATALOGUED: set[str] | None = None
+
+
+def _catalogued_models() -> set[str]:
+    global _CATALOGUED
+    if _CATALOGUED is None:
+        import pepr_utils
+
+        names: set[str] = set()
+        try:
+            from .models import catalogue_models
+
+            for f in sorted((Path(pepr_utils.__file__).parents[1] / "parameters" / "models").glob("*.yaml")):
+                names.update(catalogue_models(f.stem))
+        except (ImportError, PeprError):
+            pass
+        _CATALOGUED = names
+    return _CATALOGUED
+
+
+_TRAIN_COUNTS = {"lidc": 9300}
+
+
+def _train_count(dataset: str) -> int:
+    if dataset not in _TRAIN_COUNTS:
+        try:
+            import medmnist
+
+            _TRAIN_COUNTS[dataset] = int(medmnist.INFO[dataset]["n_samples"]["train"])
+        except Exception:  # noqa: BLE001 - only a scheduling hint
+            _TRAIN_COUNTS[dataset] = 10000
+    return _TRAIN_COUNTS[dataset]
