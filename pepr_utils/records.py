@@ -526,7 +526,8 @@ def collect(paths_or_dirs: str | os.PathLike | Iterable[str | os.PathLike], *, o
 
     Columns: run_id, status, error, started_at, finished_at, experiment, the params, model_info, metrics
     (not history) and resources fields, extra keys of those sections (prefixed ``<section>_`` where
-    they would clash with a standard column), and env fields prefixed ``env_``. ``on_error="skip"``
+    they would clash with a standard column), ``record_dir`` (the run folder, where ``history.csv`` is),
+    and env fields prefixed ``env_``. ``on_error="skip"``
     warns about and leaves out invalid records instead of raising.
     """
     import pandas as pd
@@ -538,13 +539,13 @@ def collect(paths_or_dirs: str | os.PathLike | Iterable[str | os.PathLike], *, o
     rows = []
     for path in _find_results(paths_or_dirs):
         try:
-            rows.append(_flatten(read_record(path)))
+            rows.append({**_flatten(read_record(path)), "record_dir": str(path.parent)})
         except PeprError as exc:
             if on_error == "raise":
                 raise
             warnings.warn(f"skipped invalid run record: {exc}", stacklevel=2)
     columns = ["run_id", "status", "error", "started_at", "finished_at", "experiment",
-               *PARAM_FIELDS, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS]  # fmt: skip
+               *PARAM_FIELDS, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS, "record_dir"]  # fmt: skip
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
     return frame.reindex(columns=columns + extra)

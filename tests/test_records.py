@@ -269,6 +269,7 @@ def test_collect_over_several_dirs(tmp_path):
     assert by_id.loc[failed["run_id"], "status"] == "failed"
     assert math.isnan(by_id.loc[failed["run_id"], "test_acc"])
     assert by_id.loc[r1["run_id"], "energy_kwh"] == pytest.approx(0.002)
+    assert by_id.loc[r3["run_id"], "record_dir"] == str((study_b / r3["run_id"]).resolve())
 
 
 def test_collect_empty_folder_and_missing_path(tmp_path):
