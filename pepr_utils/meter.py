@@ -38,23 +38,24 @@ How each number is obtained (the method is written next to it in ``result``):
   during the block (it is a lifetime maximum, so it only counts when the block set a new one). GB are
   10**9 bytes.
 
-Why our own counters and not codecarbon's ``OfflineEmissionsTracker`` (installed; we only reuse its
-carbon-intensity data, frozen into :mod:`pepr_utils.carbon`): in this kind of container it has no RAPL
-and falls back to a constant CPU power with a "machine" tracking mode that charges the run for the whole
-machine (all its installed RAM at 0.375 W/GB, 20 W here, whoever uses it), so several runs on one
-machine would each be charged for all of it; it installs SIGINT/SIGTERM handlers and a lock file in
-/tmp (``.codecarbon.lock``) when run single-instance; it starts a scheduler thread that samples
-psutil CPU load; and its import pulls in requests, pandas, rich and pydantic. What it measures well
-(NVML energy counters, RAPL) is a few lines of reading counters, done here with two reads per block
-(NVML) or one file read per second (RAPL, RSS), so the overhead is negligible (see
-``benchmarks/bench_meter.py``). zeus measures GPUs well but needs the same CPU fallback; carbontracker
-defaults to PUE 1.58 and predicts from the first epoch.
+Why our own counters and not codecarbon's ``OfflineEmissionsTracker`` (installed; we reuse only its
+carbon-intensity data, frozen into :mod:`pepr_utils.carbon`). Tried here (codecarbon 3.3.2, a 2-vCPU
+container without RAPL): it falls back to a constant CPU power (8 W for "AMD EPYC") and, in its default
+"machine" tracking mode, charges the block for the machine's whole RAM (20 W here, whoever uses it), so
+several runs sharing a machine would each be charged for all of it; its process mode instead samples
+psutil CPU load from a scheduler thread. It also reads ``.codecarbon.config`` files from the working and
+home folders (hidden settings); with ``allow_multiple_runs=False`` it installs SIGINT/SIGTERM handlers
+and a ``/tmp/.codecarbon.lock`` that a killed run leaves behind; and its import pulls in requests, pandas,
+rich and pydantic. What it measures well (NVML energy counters, RAPL) is a few lines of reading counters,
+done here with two reads per block (NVML) plus one cheap read per ``sample_interval_s`` (RAPL, resident
+memory), so the overhead is negligible (``benchmarks/bench_meter.py`` prints it). zeus measures NVIDIA
+GPUs well but needs the same CPU fallback; carbontracker defaults to PUE 1.58 and extrapolates from the
+first epoch.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import threading
 import time
@@ -64,6 +65,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+try:
+    import resource  # POSIX only; without it the CPU peak comes from sampling alone
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 
 from .carbon import carbon_intensity
 from .errors import PeprError
@@ -454,6 +460,8 @@ def _positive(name: str, value: Any, minimum: float = 0.0, strict: bool = True) 
 
 def _maxrss_bytes() -> int:
     """This process's lifetime peak RSS (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    if resource is None:
+        return 0
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(value) if sys.platform == "darwin" else int(value) * 1024
 
@@ -538,17 +546,6 @@ class Meter:
         sources: list[Any] = []
         self._gpu_unmeasured = False
         self._nvml_in_use = None
-        if self.device_kind == "cuda":
-            gpu, why = nvml_source(self._cuda, self._nvml_module)
-            if gpu is None:
-                self._gpu_unmeasured = True
-                notes.append(why or "GPU energy unmeasured")
-            else:
-                self._nvml_in_use = gpu.nvml
-                sources.append(gpu)
-        elif self.device_kind == "mps":
-            self._gpu_unmeasured = True
-            notes.append("no energy counter for MPS; GPU energy unmeasured")
         zones = rapl_zones(self.rapl_root) if self.cpu_method != "estimate" else {"cpu": [], "ram": []}
         if zones["cpu"]:
             sources.append(RaplCounter("cpu", zones["cpu"]))
@@ -563,6 +560,17 @@ class Meter:
             sources.append(RaplCounter("ram", zones["ram"], method="rapl-dram"))
         else:
             sources.append(RamRssEstimate(self._rss, self.ram_watts_per_gb))
+        if self.device_kind == "cuda":
+            gpu, why = nvml_source(self._cuda, self._nvml_module)
+            if gpu is None:
+                self._gpu_unmeasured = True
+                notes.append(why or "GPU energy unmeasured")
+            else:
+                self._nvml_in_use = gpu.nvml
+                sources.insert(0, gpu)
+        elif self.device_kind == "mps":
+            self._gpu_unmeasured = True
+            notes.append("no energy counter for MPS; GPU energy unmeasured")
         self._notes = notes
         return sources
 
