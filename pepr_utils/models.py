@@ -343,10 +343,15 @@ def _plan(prober: _Prober, ref: ModelRef, data_size: int) -> InputPlan:
     if prober(hi + _CANDIDATE_STEP) != "ok":  # runs at hi but not just above: a fixed size
         reason = f"needs exactly {hi} px"
     else:
-        while hi - lo > 1:  # the smallest working size in (lo, hi], assuming larger sizes keep working
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if prober(mid) == "ok" else (mid, hi)
-        reason = f"needs at least {hi} px"
+        least = hi
+        while least - lo > 1:  # the smallest working size in (lo, hi], if larger sizes keep working
+            mid = (lo + least) // 2
+            lo, least = (lo, mid) if prober(mid) == "ok" else (mid, least)
+        irregular = next((s for s in (least + 1, hi + 1) if prober(s) != "ok"), None)
+        if irregular is None:
+            reason, hi = f"needs at least {least} px", least
+        else:  # e.g. DLA: 31, 32, 63, 64 ... px work, 33 px does not; keep to the grid size that works
+            reason = f"needs a size such as {hi} px (runs at {hi} and {hi + _CANDIDATE_STEP} px, not at {irregular} px)"
     if ref.note:
         reason += f"; {ref.note}"
     return InputPlan(name, data_size, hi, "resize", reason, first)
