@@ -71,8 +71,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from .models import load_catalogue
 
     df = load_catalogue(args.catalogue)
-    print(tabulate(df[["model", "type", "efficient", "paper_num_params", "timm_name"]], headers="keys",
-                   showindex=False, missingval=""))
+    shown = df[["model", "type", "efficient", "paper_num_params", "timm_name"]].astype(object)
+    print(tabulate(shown.where(shown.notna(), ""), headers="keys", showindex=False))
     print(f"\n{len(df)} models in catalogue {args.catalogue!r}")
     return 0
 

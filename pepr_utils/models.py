@@ -381,8 +381,9 @@ def _check_count(value: Any, what: str) -> int:
 
 
 def _weights_file_candidates(ref: ModelRef, wdir: Path) -> list[Path]:
-    names = dict.fromkeys([ref.name, ref.timm_name, ref.timm_name.split(".")[0]])
-    return [wdir / f"{n}.safetensors" for n in names]
+    """``<name>.safetensors``, then the current timm name (``resnet34.gluon_in1k``) for renamed models; never
+    the bare architecture, whose default weights may be another training recipe's."""
+    return [wdir / f"{n}.safetensors" for n in dict.fromkeys([ref.name, ref.timm_name])]
 
 
 def _hf_cached_file(hub_id: str | None) -> str | None:
