@@ -1,0 +1,423 @@
+"""One run of the study, as steps: resolve the parameters, prepare, train (metered), record, save.
+
+Notebooks ``02_train`` and ``03_finetune`` are the same run from two starting points (random weights,
+or pretrained ones), so both call these steps and neither repeats logic::
+
+    params = resolve_params(model="resnet18d", dataset="pneumoniamnist", epochs=10)
+    run = prepare(params, data_dir=..., country_iso_code="DNK")   # data, input plan, model
+    run.train()                                                 # fit inside a Meter
+    record = run.save(out_dir)                                  # result.json, history.csv, model.safetensors
+
+:func:`run_experiment` does all of it in one call (benchmarks, the grid's overhead comparison). A model
+that cannot take the data (the input-size policy says ``incompatible``) gives a record with that
+status and the reason, written like any other, and no exception; any other problem raises, and then
+no ``result.json`` is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PeprError
+from .train import FitResult, TrainConfig, check_device, check_int, check_lr, resolve_device
+
+#: Parameters that define a run (hashed into its run_id), in the record's order.
+PARAM_NAMES = ("model", "dataset", "size", "fraction", "pretrained", "weights", "mode",
+               "epochs", "batch_size", "lr", "seed", "device")
+MODES = ("full", "linear")
+_SCRATCH = (None, "", "none", "scratch")
+CHECKPOINT_FILE = "model.safetensors"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
+
+
+# --------------------------------------------------------------------------- parameters
+def resolve_params(
+    *,
+    model: str,
+    dataset: str,
+    size: int = 28,
+    fraction: float = 1.0,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 5e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    weights: str | os.PathLike | None = None,
+    mode: str = "full",
+    pretrained: bool | None = None,
+) -> dict[str, Any]:
+    """Check every parameter (one-line PeprError naming the bad value) and fill in the derived ones.
+
+    Returns exactly the record's ``params`` (``PARAM_NAMES``), in the form the grid hashes them:
+    ``weights`` None for a model from scratch ("scratch"/"none" accepted), else "imagenet" or a
+    checkpoint path as given; ``pretrained`` follows from ``weights``; ``mode`` is "full" from scratch.
+    ``device="auto"`` is resolved here to the device the run will use (cpu, cuda or mps).
+    """
+    from .datasets import check_fraction, check_size, dataset_info
+    from .models import resolve_model
+
+    if not isinstance(model, str) or not model.strip():
+        raise PeprError(f"model must be a timm model name, e.g. 'resnet18d'; got {model!r}")
+    resolve_model(model)  # unknown name -> PeprError with close names, before any data is loaded
+    dataset_info(dataset)  # unknown name -> PeprError listing the valid ones
+    size = check_size(size)
+    fraction = check_fraction(fraction)
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    lr = check_lr(lr)
+    seed = check_int("seed", seed, 0)
+    device = check_device(device)
+    if device == "auto":
+        device = resolve_device("auto").type
+    weights = _check_weights(weights, pretrained)
+    if mode not in MODES:
+        raise PeprError(f"mode must be 'full' (all layers train) or 'linear' (frozen backbone, trained head); got {mode!r}")
+    if weights is None:
+        if mode == "linear":
+            raise PeprError("mode 'linear' trains only the head on a frozen backbone and needs weights "
+                            "('imagenet' or a checkpoint path); got weights=None")
+        mode = "full"
+    return {"model": model.strip(), "dataset": dataset, "size": size, "fraction": float(fraction),
+            "pretrained": weights is not None, "weights": weights, "mode": mode, "epochs": epochs,
+            "batch_size": batch_size, "lr": float(lr), "seed": seed, "device": device}
+
+
+def _check_weights(weights: Any, pretrained: bool | None) -> str | None:
+    if pretrained not in (None, True, False):
+        raise PeprError(f"pretrained must be true or false, got {pretrained!r}")
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if isinstance(weights, str) and weights.strip().lower() in _SCRATCH:
+        weights = None
+    if weights is None:
+        if pretrained:
+            return "imagenet"  # pretrained=True without weights means timm's default ImageNet weights
+        return None
+    if not isinstance(weights, str):
+        raise PeprError(f"weights must be None, 'imagenet' or a checkpoint path; got {weights!r}")
+    if pretrained is False:
+        raise PeprError(f"pretrained=False contradicts weights={weights!r}; drop one of them")
+    if weights.strip().lower() == "imagenet":
+        return "imagenet"
+    if not Path(weights).expanduser().is_file():
+        raise PeprError(f"weights {weights!r} is neither 'imagenet' nor an existing checkpoint file "
+                        "(.safetensors, .pt or .pth, e.g. the model.safetensors of an earlier run)")
+    return weights
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass
+class Experiment:
+    """A prepared run: its parameters, data, input plan and model; ``train`` and ``save`` finish it."""
+
+    params: dict[str, Any]
+    dataset: Any  # datasets.MedicalDataset (train split already cut to the fraction)
+    plan: Any  # models.InputPlan
+    model: Any = None  # torch.nn.Module, None when the plan is incompatible
+    model_info: dict[str, Any] | None = None
+    country_iso_code: str = "DNK"
+    carbon_intensity_g_per_kwh: float | None = None
+    progress: bool = True
+    started_at: str = field(default_factory=_now)
+    mean: Any = 0.5
+    std: Any = 0.5
+    fit_result: FitResult | None = None
+    meter_result: dict[str, Any] | None = None
+    infer_time_ms_per_image: float | None = None
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def compatible(self) -> bool:
+        return self.plan.status != "incompatible"
+
+    @property
+    def device(self) -> str:
+        return str(resolve_device(self.params["device"]))
+
+    @property
+    def run_size(self) -> int | None:
+        return self.plan.run_size
+
+    def config(self) -> TrainConfig:
+        p = self.params
+        return TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], seed=p["seed"],
+                           device=p["device"], progress=self.progress)
+
+    def data_summary(self):
+        """Images per split and per class (a DataFrame), the first thing to look at in a run."""
+        import numpy as np
+        import pandas as pd
+
+        info = self.dataset.info
+        rows = {}
+        for name, split in self.dataset.splits.items():
+            labels = split.labels.numpy()
+            row = {"images": len(split)}
+            if labels.ndim == 1:
+                counts = np.bincount(labels, minlength=info.n_classes)
+                row.update({f"{k}: {v}": int(counts[int(k)]) for k, v in info.labels.items()})
+            rows[name] = row
+        table = pd.DataFrame(rows).T
+        table.index.name = f"{self.dataset.name} {self.dataset.size}px (train fraction {self.params['fraction']:g})"
+        return table
+
+    def model_summary(self):
+        """Model size, MACs and how it sees the data (the input plan), as a one-column DataFrame."""
+        import pandas as pd
+
+        rows = {"model": self.params["model"], "weights": self.params["weights"] or "scratch",
+                "mode": self.params["mode"], "input plan": self.plan.status,
+                "data size (px)": self.plan.data_size, "run size (px)": self.plan.run_size,
+                "plan reason": self.plan.reason or "", "normalisation": f"mean {self.mean}, std {self.std}"}
+        rows.update(self.model_info or {})
+        return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+
+    # -- work -----------------------------------------------------------------------------------
+    def batches(self, split: str, batch_size: int, shuffle: bool = False):
+        from .datasets import Batches
+
+        device = resolve_device(self.params["device"])
+        return Batches(self.dataset.splits[split], batch_size, shuffle=shuffle, seed=self.params["seed"],
+                       device=device, out_size=self.run_size, mean=self.mean, std=self.std,
+                       channels_last=device.type == "cuda")
+
+    def train(self) -> FitResult | None:
+        """Fit inside a Meter (energy, CO2, time, peak memory of all epochs), then time inference.
+
+        An incompatible run does nothing and returns None, so a notebook reads the same either way.
+        """
+        if not self.compatible:
+            print(f"not trained: {self.params['model']} is incompatible with {self.plan.data_size} px data "
+                  f"({self.plan.reason})")
+            return None
+        if self.fit_result is not None:
+            raise PeprError("this run is already trained; prepare a new one to train again")
+        from .meter import Meter
+        from .train import fit, inference_time_ms
+
+        config = self.config()
+        task = self.dataset.info.task
+        train = self.batches("train", config.batch_size, shuffle=True)
+        val = self.batches("val", config.eval_batch_size)
+        test = self.batches("test", config.eval_batch_size)
+        meter = Meter(self.device, country_iso_code=self.country_iso_code,
+                      carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh)
+        with meter:
+            self.fit_result = fit(self.model, train, val_batches=val, test_batches=test, task=task,
+                                  config=config)
+        self.meter_result = dict(meter.result)
+        self.infer_time_ms_per_image = inference_time_ms(
+            self.model, self.batches("test", config.batch_size), device=self.device, amp=config.amp,
+            channels_last=config.channels_last)
+        return self.fit_result
+
+    def metrics_table(self):
+        """Final test and validation metrics (after the last epoch) as a one-column DataFrame."""
+        import pandas as pd
+
+        if self.fit_result is None:
+            return pd.DataFrame({"value": pd.Series(dtype=float)})
+        return pd.DataFrame({"value": pd.Series(self.fit_result.metrics)})
+
+    def record(self) -> dict[str, Any]:
+        """The run record (validated by :func:`~pepr_utils.records.make_record`)."""
+        from . import records
+
+        env = records.environment_info(self.device if self.compatible else self.params["device"],
+                                       self.dataset.source)
+        env.update(self._run_env())
+        if not self.compatible:
+            return records.make_record(params=self.params, status="incompatible", error=self.plan.reason,
+                                       env=env, started_at=self.started_at)
+        if self.fit_result is None:
+            raise PeprError("this run has not been trained yet; call train() before record()")
+        metrics = {**self.fit_result.metrics, "history": self.fit_result.history}
+        resources = records.make_resources(self.meter_result, train_time_s=self.meter_result["time_s"],
+                                           infer_time_ms_per_image=self.infer_time_ms_per_image)
+        resources["train_steps_time_s"] = self.fit_result.train_time_s  # training steps only, no evaluation
+        return records.make_record(params=self.params, status="ok", model_info=self._record_model_info(),
+                                   metrics=metrics, resources=resources, env=env, started_at=self.started_at)
+
+    def _record_model_info(self) -> dict[str, Any]:
+        info = dict(self.model_info or {})
+        info.update(data_size=self.plan.data_size, input_plan=self.plan.status,
+                    input_plan_reason=self.plan.reason or None,
+                    weights_source=(getattr(self.model, "pepr_weights_info", None) or {}).get("source"))
+        return info
+
+    def _run_env(self) -> dict[str, Any]:
+        import torch
+
+        env: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "task": self.dataset.info.task,
+                               "train_images": len(self.dataset.splits["train"]),
+                               "input_mean": _plain_list(self.mean), "input_std": _plain_list(self.std)}
+        if self.fit_result is not None:
+            env.update(amp_dtype=self.fit_result.amp_dtype, deterministic=self.config().deterministic)
+        return env
+
+    def save(self, out_dir: str | os.PathLike | None = None, *, checkpoint: bool = True) -> dict[str, Any]:
+        """Write the trained weights (``model.safetensors``), then ``history.csv`` and ``result.json``.
+
+        ``result.json`` comes last (atomically), so its presence means the run is complete. Returns the
+        record. ``out_dir`` None means ``<output dir>/runs/<run_id>``.
+        """
+        from .records import write_record
+
+        record = self.record()
+        out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(record["run_id"])
+        if checkpoint and self.fit_result is not None:
+            save_checkpoint(self.model, out / CHECKPOINT_FILE,
+                            {"model": self.params["model"], "dataset": self.params["dataset"],
+                             "num_classes": str(self.dataset.n_classes), "in_chans": str(self.dataset.n_channels),
+                             "run_id": record["run_id"], "input_size": str(self.run_size)})
+        path = write_record(out, record)
+        print(f"wrote {path}")
+        return record
+
+
+def _plain_list(value: Any) -> Any:
+    return [float(v) for v in value] if isinstance(value, list | tuple) else float(value)
+
+
+def default_out_dir(run_id: str) -> Path:
+    """``<PEPR_OUTPUT_DIR or the checkout's outputs/>/runs/<run_id>`` (independent of the notebook's cwd)."""
+    from .settings import output_dir
+
+    root = output_dir()
+    if not os.environ.get("PEPR_OUTPUT_DIR") and not root.is_absolute():
+        checkout = Path(__file__).resolve().parents[1]
+        if (checkout / "pyproject.toml").is_file():
+            root = checkout / root
+    return root / "runs" / run_id
+
+
+def save_checkpoint(model: Any, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """The model's state dict as safetensors (written atomically), loadable by ``create_model(weights=path)``."""
+    from safetensors.torch import save_file
+
+    from .fileio import atomic_path
+
+    # clone: safetensors refuses tensors that share memory; contiguous: it needs dense tensors
+    tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return Path(path)
+
+
+def _normalisation(model: Any, weights: str | None, in_chans: int) -> tuple[Any, Any]:
+    """Input mean/std: the pretrained weights' own for ImageNet weights, else MedMNIST's 0.5/0.5.
+
+    With one input channel timm sums the RGB stem filters, i.e. treats grey as R=G=B, so the channel
+    means of the ImageNet statistics are used.
+    """
+    if weights != "imagenet":
+        return 0.5, 0.5
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if not mean or not std:
+        return 0.5, 0.5
+    if in_chans == 1 or len(mean) != in_chans:
+        return float(sum(mean) / len(mean)), float(sum(std) / len(std))
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def prepare(
+    params: dict[str, Any],
+    *,
+    data_dir: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    offline: bool | None = None,
+    country_iso_code: str | None = "DNK",
+    carbon_intensity_g_per_kwh: float | None = None,
+    progress: bool = True,
+) -> Experiment:
+    """Load the data (train fraction applied), plan the input size, build the model (weights, mode).
+
+    ``params`` must come from :func:`resolve_params`. Cheap checks come first (device, carbon
+    intensity, the model's input plan), so a bad setting fails before any data is read.
+    """
+    import torch
+
+    from .carbon import carbon_intensity
+    from .datasets import load_dataset
+    from .models import create_model, model_info, plan_input, set_trainable
+
+    params = resolve_params(**params)
+    resolve_device(params["device"])  # CUDA asked for but absent -> PeprError now
+    if carbon_intensity_g_per_kwh is None:
+        carbon_intensity(country_iso_code)  # unknown country -> PeprError now, not after training
+    started_at = _now()
+    plan = plan_input(params["model"], params["size"], cache_dir=cache_dir)
+    data = load_dataset(params["dataset"], params["size"], data_dir=data_dir, cache_dir=cache_dir,
+                        offline=offline, progress=progress)
+    if params["fraction"] < 1.0:
+        data = data.with_train_fraction(params["fraction"], params["seed"])
+    run = Experiment(params=params, dataset=data, plan=plan, country_iso_code=country_iso_code,
+                     carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh, progress=progress,
+                     started_at=started_at)
+    if plan.status == "incompatible":
+        return run
+    torch.manual_seed(params["seed"])  # the initial weights are part of the run
+    run.model = create_model(params["model"], data.n_classes, data.n_channels, weights=params["weights"],
+                             weights_dir=weights_dir, offline=offline)
+    set_trainable(run.model, params["mode"])
+    run.model_info = model_info(run.model, plan.run_size, data.n_channels)
+    run.mean, run.std = _normalisation(run.model, params["weights"], data.n_channels)
+    return run
+
+
+def run_experiment(
+    params: dict[str, Any],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    offline: bool | None = None,
+    country_iso_code: str | None = "DNK",
+    carbon_intensity_g_per_kwh: float | None = None,
+    progress: bool = True,
+    checkpoint: bool = True,
+) -> dict[str, Any]:
+    """Resolve, prepare, train and save one run; return its record (also written to ``out_dir``).
+
+    ``params`` holds the run's parameters (``PARAM_NAMES``; missing ones take the paper's defaults).
+    Incompatible runs return and write a record with status "incompatible"; errors raise, and then
+    nothing is written.
+    """
+    if not isinstance(params, dict):
+        raise PeprError(f"params must be a dict of run parameters, got {type(params).__name__}")
+    unknown = sorted(set(params) - set(PARAM_NAMES))
+    if unknown:
+        raise PeprError(f"unknown run parameter(s) {', '.join(unknown)}; accepted: {', '.join(PARAM_NAMES)}")
+    run = prepare(resolve_params(**params), data_dir=data_dir, weights_dir=weights_dir, cache_dir=cache_dir,
+                  offline=offline, country_iso_code=country_iso_code,
+                  carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh, progress=progress)
+    run.train()
+    return run.save(out_dir, checkpoint=checkpoint)
+
+
+def record_summary(record: dict[str, Any]):
+    """The figures of a record worth reading at a glance (a one-column DataFrame)."""
+    import pandas as pd
+
+    m, r, i = record.get("metrics") or {}, record.get("resources") or {}, record.get("model_info") or {}
+    rows = {
+        "run_id": record["run_id"], "status": record["status"], "error": record.get("error"),
+        "test_acc": m.get("test_acc"), "test_auc": m.get("test_auc"), "test_bal_acc": m.get("test_bal_acc"),
+        "test_f1_macro": m.get("test_f1_macro"), "val_acc": m.get("val_acc"), "val_auc": m.get("val_auc"),
+        "num_params": i.get("num_params"), "trainable_params": i.get("trainable_params"),
+        "macs_per_image": i.get("macs_per_image"), "input_size": i.get("input_size"),
+        "train_time_s": r.get("train_time_s"), "infer_time_ms_per_image": r.get("infer_time_ms_per_image"),
+        "energy_kwh": r.get("energy_kwh"), "energy_method": r.get("energy_method"), "co2_g": r.get("co2_g"),
+        "peak_mem_gb": r.get("peak_mem_gb"), "mem_kind": r.get("mem_kind"),
+    }
+    return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
