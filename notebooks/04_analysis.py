@@ -173,7 +173,7 @@ if len(swing):
     rep.table(swing, "epoch_swing")
 rep.table(scored[["experiment", "model", "test_acc", "test_auc", main, auc_col]]
           if auc_col in scored.columns else scored[["experiment", "model", "test_acc"]], "pepr_auc", show=10)
-rep.text(rp.say_auc(an.rank_agreement(scored, (main, auc_col)), swing))
+rep.text(rp.say_auc(an.rank_agreement(scored, (main, auc_col)), swing, histories))
 
 # %% [markdown]
 # ### 5.4 Seeds: intervals and how often the top model stays on top

@@ -99,9 +99,12 @@ def _load_one(path: Path) -> pd.DataFrame:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise PeprError(f"cannot read {str(path)!r} as CSV: {str(exc).splitlines()[0]}") from exc
         runs_dir = path.parent / "runs"  # pepr grid collect writes results.csv beside runs/<run_id>/
-        if "run_id" in table.columns and "run_dir" not in table.columns and runs_dir.is_dir():
-            table["run_dir"] = [str(runs_dir / str(r)) if (runs_dir / str(r) / "result.json").is_file() else None
-                                for r in table["run_id"]]
+        recorded = table["record_dir"] if "record_dir" in table.columns else pd.Series(None, index=table.index)
+        if "run_id" in table.columns and "run_dir" not in table.columns:
+            table["run_dir"] = [
+                str(rec) if not _missing(rec) and (Path(str(rec)) / "result.json").is_file()
+                else str(runs_dir / str(r)) if (runs_dir / str(r) / "result.json").is_file() else None
+                for r, rec in zip(table["run_id"], recorded, strict=True)]
         return table
     if path.is_file() and path.suffix.lower() == ".json":
         files = [path]
@@ -116,10 +119,9 @@ def _load_one(path: Path) -> pd.DataFrame:
         raise PeprError(f"results path {str(path)!r} is neither a .csv, a .json nor a folder")
     from .records import collect
 
-    files = list(dict.fromkeys(f.resolve() for f in files))
-    runs = collect(files)  # one row per file, in this order
-    if len(runs) == len(files):
-        runs["run_dir"] = [str(f.parent) for f in files]
+    runs = collect(files)
+    if "record_dir" in runs.columns:
+        runs["run_dir"] = runs["record_dir"]
     return runs
 
 

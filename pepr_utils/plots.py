@@ -424,8 +424,6 @@ def pareto_plot(
     data = df.dropna(subset=[x, y])
     if data.empty:
         raise PeprError(f"no rows with both {x!r} and {y!r} for a Pareto plot")
-    if logx and (data[x] <= 0).any():
-        logx = False
     panels = _levels(data[facet], None) if facet else [None]
     fig, axes = _grid(len(panels), col_wrap, panel_size, sharey=False, sharex=False)
     cmap = plt.get_cmap("tab10")
@@ -443,8 +441,11 @@ def pareto_plot(
             hi = part[part[highlight].astype(bool)]
             ax.scatter(hi[x], hi[y], s=140, facecolor="none", edgecolor=cmap(3), linewidth=1.5,
                        label=highlight_label or highlight, zorder=4)
-        if logx:
+        low, high = part[x].min(), part[x].max()
+        if logx and low > 0 and high / low >= 10:  # a log axis only pays off over a decade or more
             ax.set_xscale("log")
+        else:
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         if panel is not None:
             ax.set_title(str(panel), fontsize=9)
         ax.set_xlabel(axis_label(x))

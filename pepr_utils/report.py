@@ -174,9 +174,9 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
         f"{facts['n_failed']} failed and {facts['n_incompatible']} incompatible"
         + (f", {facts['n_other_excluded']} without a test accuracy" if facts["n_other_excluded"] else "")
         + ". Runs that did not finish with status `ok` are listed below and left out of every score.",
-        f"They form **{len(facts['experiments'])} experiment(s)** (dataset × image size × training fraction × "
-        f"regime) over {len(facts['datasets'])} dataset(s) ({', '.join(facts['datasets']) or 'none'}) "
-        f"and {len(facts['models'])} model(s).",
+        f"They form **{plural(len(facts['experiments']), 'experiment')}** (dataset × image size × training "
+        f"fraction × regime) over {plural(len(facts['datasets']), 'dataset')} "
+        f"({', '.join(facts['datasets']) or 'none'}) and {plural(len(facts['models']), 'model')}.",
     ]
     if facts["single_seed"]:
         lines.append("Each model ran with **a single seed**, so no intervals are given and the top-rank "
@@ -206,7 +206,7 @@ def say_excluded(excluded: pd.DataFrame) -> str:
         return "No run failed or was incompatible: every run record is scored."
     counts = excluded["status"].value_counts()
     head = ", ".join(f"{n} {s}" for s, n in counts.items())
-    lines = [f"**Left out of the scores: {len(excluded)} run(s)** ({head}). Incompatible runs are model/input-size "
+    lines = [f"**Left out of the scores: {plural(len(excluded), 'run')}** ({head}). Incompatible runs are model/input-size "
              "combinations the model cannot take; failed runs stopped with an error."]
     reasons = excluded.groupby(["status", "reason"]).size().sort_values(ascending=False).head(5)
     lines.append("Most common reasons:\n" + _bullets([f"{s}: {r} ({n}×)" for (s, r), n in reasons.items()]))
@@ -369,7 +369,7 @@ def say_seeds(summary: pd.DataFrame, stability: pd.DataFrame, facts: Mapping) ->
     return _bullets(lines) if lines else ""
 
 
-def say_auc(agree: pd.DataFrame, swing: pd.DataFrame) -> str:
+def say_auc(agree: pd.DataFrame, swing: pd.DataFrame, histories: pd.DataFrame | None = None) -> str:
     parts = []
     if len(swing):
         for _, r in swing.iterrows():
@@ -382,6 +382,8 @@ def say_auc(agree: pd.DataFrame, swing: pd.DataFrame) -> str:
             "AUC, a threshold-free measure, is steadier.")
     if parts:
         text += "\n\n" + _bullets(parts)
+    elif histories is not None and len(histories):
+        text += " (Every run here trained for a single epoch, so the swing between epochs cannot be measured.)"
     else:
         text += " (No per-epoch histories were found next to the records, so the swing is not measured here.)"
     return text + "\n\n" + say_agreement(agree, "Agreement between PePR-E with accuracy and with AUC as P:")

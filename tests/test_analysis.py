@@ -317,18 +317,40 @@ def test_report_on_the_synthetic_study(study, tmp_path):
     print(f"report on {len(list(study.iterdir()))} records built in {elapsed:.1f} s")
 
 
-def test_report_single_seed_single_model(tmp_path):
+def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
+    """Real records (the smoke grid: notebook 02, two tiny models, one seed), collected into a
+    results.csv, reported together with a one-model experiment and an incompatible run."""
+    from conftest import ROOT
+
+    from pepr_utils.grid import collect_grid, load_grid, run_grid
     from pepr_utils.report import build_report
 
-    runs = tmp_path / "runs"
-    records.write_record(runs / "a", _record("m0", acc=0.7, energy=0.003, history=False))
-    records.write_record(runs / "b", _record("m1", status="incompatible", error="input too small"))
-    out = build_report(runs, tmp_path / "report", n_boot=50)
-    summary = _check_report(out, {"test_acc_vs_params", "pepr_profile", "pareto_front"},
-                            {"overview", "excluded_runs", "pepr_scores", "top5_pepr_e", "recommendations"})
+    if not (ROOT / "notebooks" / "02_train.ipynb").exists():
+        pytest.skip("notebooks/02_train.ipynb not there yet")
+    monkeypatch.setenv("PEPR_DATA_DIR", str(data_dir))
+    grid = load_grid(ROOT / "parameters" / "grids" / "smoke.yaml")
+    ran = run_grid(grid, workers=2, output_dir=tmp_path, progress=False, log=lambda *_: None)
+    assert ran.counts == {"ok": len(grid)}
+    results, n = collect_grid(grid, tmp_path)
+    extra = tmp_path / "extra"
+    records.write_record(extra / "a", _record("m0", dataset="dermamnist", acc=0.7, energy=0.003, history=False))
+    records.write_record(extra / "b", _record("m1", status="incompatible", error="input too small"))
+    start = time.perf_counter()
+    out = build_report([results, extra], tmp_path / "report", n_boot=50)
+    elapsed = time.perf_counter() - start
+    summary = _check_report(out, {"test_acc_vs_params", "energy_kwh_vs_params", "pepr_profile", "pareto_front"},
+                            {"overview", "excluded_runs", "pepr_scores", "top5_pepr_e", "recommendations",
+                             "paper_questions"})
+    scores = pd.read_csv(out / "tables" / "pepr_scores.csv")
+    smoke = scores[scores["dataset"] == "pneumoniamnist"]
+    assert sorted(smoke["model"]) == sorted(r.params["model"] for r in grid.runs)
+    assert smoke["energy_kwh"].gt(0).all() and smoke["pepr_e"].between(0, 1).all()
+    assert f"{n + 2} run records" in summary and "1 incompatible" in summary
     assert "a single seed" in summary and "PePR equals its accuracy" in summary
     assert "No paired comparison is possible" in summary
     assert "Figure `paired_test_acc` skipped" in summary
+    assert "single epoch" in summary  # the smoke runs train one epoch: no swing to measure
+    print(f"report on the smoke grid built in {elapsed:.1f} s")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
