@@ -38,11 +38,16 @@ paper: $(STAMP)  ## the paper's tables and figures from its published results ->
 		-p out_dir $(abspath outputs/paper) $(if $(PEPR_REFERENCE_DIR),-p reference_dir $(PEPR_REFERENCE_DIR),)
 	@echo "paper results: outputs/paper/"
 
+STUDY_DIR = $(or $(PEPR_OUTPUT_DIR),outputs)/$(basename $(notdir $(GRID)))
+
+# Resumable: run it again after an interruption and only the missing runs are done. Runs that failed
+# (exit status 1) are recorded and reported; the study goes on without them.
 study: $(STAMP)  ## the main job: the quick grid, then the analysis report
-	$(BIN)/pepr grid run $(GRID) --workers $(WORKERS)
+	$(BIN)/pepr grid run $(GRID) --workers $(WORKERS) || [ $$? -eq 1 ]
+	$(BIN)/pepr grid status $(GRID)
 	$(BIN)/pepr grid collect $(GRID)
-	$(BIN)/pepr report outputs/$(basename $(notdir $(GRID)))/results.csv -o outputs/$(basename $(notdir $(GRID)))/report
-	@echo "report: outputs/$(basename $(notdir $(GRID)))/report/report.html"
+	$(BIN)/pepr report $(STUDY_DIR)/results.csv -o $(STUDY_DIR)/report
+	@echo "report: $(STUDY_DIR)/report/report.html"
 
 notebooks:  ## re-create the .ipynb files from their .py twins (outputs stripped)
 	$(BIN)/jupytext --sync notebooks/*.py

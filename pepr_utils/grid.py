@@ -168,15 +168,17 @@ class GridReport:
         return not self.failed
 
 
-def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: str | None = None,
+def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any = None,
              retry_failed: bool = False, dry_run: bool = False, timeout_s: float | None = None,
              output_dir: str | os.PathLike | None = None, progress: bool = True,
              threads_per_run: int | None = None, log=print) -> GridReport:
     """Run every pending run of ``grid`` (and failed ones with ``retry_failed``) on Dask.
 
     ``workers`` starts a LocalCluster of that many single-threaded worker processes; ``scheduler``
-    (an address such as ``tcp://host:8786``) uses an existing cluster instead. ``timeout_s`` is a
-    wall-clock limit per run. Returns counts; failures are recorded, never raised.
+    (an address such as ``tcp://host:8786``, a dask-jobqueue cluster or a ``distributed.Client``)
+    uses an existing cluster instead; runs on ``cuda`` ask for one ``GPU`` resource when its workers
+    declare GPUs. ``timeout_s`` is a wall-clock limit per run. Returns counts; failures are
+    recorded, never raised.
     """
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
@@ -207,7 +209,7 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: str
             log(f"grid {grid.name}: {report.total} runs, {report.already_done} already done, "
                 f"{len(todo)} to run on {report.workers} worker(s)"
                 + (f", {threads_per_run} thread(s) each" if threads_per_run else "")
-                + (f", dashboard {client.dashboard_link}" if scheduler and client.dashboard_link else ""))
+                + (f", dashboard {client.dashboard_link}" if scheduler is not None and client.dashboard_link else ""))
             futures = {}
             for run in sorted(todo, key=lambda r: -r.cost):  # longest first: fewer idle workers at the end
                 task = _task(run, notebooks[run.notebook], timeout_s, threads_per_run,
@@ -242,10 +244,10 @@ def _gather(grid: Grid, futures: dict, directory: Path, report: GridReport, prog
             if status == "failed":
                 report.failed.append((run.run_id, (error or "").splitlines()[0] if error else ""))
             fut.release()
-            bar.update(1)
             done = sum(report.counts.values())
             bar.set_postfix_str(f"ok {report.counts['ok'] + report.counts['incompatible']}, "
-                                f"failed {report.counts['failed']}, left {len(futures) - done}")
+                                f"failed {report.counts['failed']}, left {len(futures) - done}", refresh=False)
+            bar.update(1)
 
 
 def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
@@ -312,12 +314,17 @@ def _notebook_bytes(notebook: str) -> bytes:
     return path.read_bytes()
 
 
-def _client(workers: int, scheduler: str | None):
+def _client(workers: int, scheduler: Any):
     """A Dask client and how to close it: an existing cluster, or a LocalCluster of processes."""
     import logging
 
     from distributed import Client, LocalCluster
 
+    if isinstance(scheduler, Client):
+        return scheduler, lambda: None
+    if scheduler is not None and not isinstance(scheduler, str):  # a cluster object (dask-jobqueue, ...)
+        client = Client(scheduler)
+        return client, client.close
     if scheduler:
         try:
             client = Client(scheduler, timeout="30s")

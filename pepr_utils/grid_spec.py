@@ -39,13 +39,11 @@ RECORD_PARAMS = ("model", "dataset", "size", "fraction", "pretrained", "weights"
 #: Parameters passed to the notebook that do not change the result (where files are, how CO2 is counted).
 EXTRA_PARAMS = ("country_iso_code", "data_dir", "weights_dir")
 
-#: The paper's recipe (Adam is fixed in train.py): what a grid gets for anything it leaves out.
-PAPER_DEFAULTS: dict[str, Any] = {
-    "size": 28, "fraction": 1.0, "weights": "scratch", "mode": "full", "epochs": 10,
-    "batch_size": 32, "lr": 5e-4, "seed": 0, "device": "cpu", "country_iso_code": "DNK",
-    "data_dir": None, "weights_dir": None,
-}
-SETTABLE = tuple(PAPER_DEFAULTS) + ("model", "dataset", "pretrained")
+#: What a grid gets for anything it leaves out: the paper's recipe, as data (parameters/defaults.yaml).
+DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "parameters" / "defaults.yaml"
+DEFAULT_KEYS = ("size", "fraction", "weights", "mode", "epochs", "batch_size", "lr", "seed", "device",
+                "country_iso_code", "data_dir", "weights_dir")
+SETTABLE = DEFAULT_KEYS + ("model", "dataset", "pretrained")
 ALIASES = {"models": "model", "datasets": "dataset", "sizes": "size", "fractions": "fraction",
            "seeds": "seed", "modes": "mode", "devices": "device"}
 TOP_KEYS = ("name", "description", "defaults", "axes", "experiments", "include", "exclude", "notebook")
@@ -125,7 +123,7 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
         problems.append(f"name: {name!r} must be a folder-safe word (letters, digits, _ . -)")
         name = "grid"
 
-    defaults = dict(PAPER_DEFAULTS)
+    defaults = paper_defaults()
     defaults.update(_settings(spec.get("defaults") or {}, "defaults", problems, lists=False))
     axes = _settings(spec.get("axes") or {}, "axes", problems, lists=True)
     experiments = _section_list(spec.get("experiments"), "experiments", problems, allow_name=True)
@@ -183,6 +181,21 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
     return Grid(name=name, runs=runs, path=Path(source) if source is not None else None,
                 description=str(spec.get("description") or ""), notebook_path=notebook_path,
                 duplicates=duplicates)
+
+
+def paper_defaults() -> dict[str, Any]:
+    """``parameters/defaults.yaml``: every parameter a grid may leave out, with its value."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PeprError(f"cannot read the grid defaults {str(DEFAULTS_FILE)!r}: {exc}") from exc
+    missing = [k for k in DEFAULT_KEYS if k not in (values or {})]
+    if missing or set(values) - set(DEFAULT_KEYS):
+        raise PeprError(f"{DEFAULTS_FILE}: expected exactly the keys {', '.join(DEFAULT_KEYS)}; "
+                        f"missing {missing}, unknown {sorted(set(values) - set(DEFAULT_KEYS))}")
+    return dict(values)
 
 
 # --------------------------------------------------------------------------- sections

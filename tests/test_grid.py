@@ -24,7 +24,7 @@ import yaml
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
 from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid
-from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid
+from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
 from pepr_utils.records import read_record, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,6 +170,13 @@ def test_bad_grid_lists_every_problem_and_runs_nothing(tmp_path, monkeypatch):
 def test_validation_messages(spec, needle):
     with pytest.raises(PeprError, match=needle):
         expand_grid(spec)
+
+
+def test_defaults_file_is_the_papers_recipe():
+    train = pytest.importorskip("pepr_utils.train")
+    d = paper_defaults()
+    assert (d["epochs"], d["batch_size"], d["lr"]) == (train.PAPER_EPOCHS, train.PAPER_BATCH_SIZE, train.PAPER_LR)
+    assert (d["epochs"], d["batch_size"], d["lr"], d["weights"], d["fraction"]) == (10, 32, 5e-4, "scratch", 1.0)
 
 
 def test_shipped_grids_are_valid():

@@ -1,0 +1,110 @@
+"""Grid execution cost: the smoke grid's wall time on 1 and 2 workers, and the per-run overhead of
+papermill + Dask against calling ``experiment.run_experiment`` directly, measured side by side.
+
+    PEPR_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_grid.py [--model M --epochs E ...]
+
+Goal: the overhead of running a one-minute run as a notebook on a Dask worker is under 10% of it.
+The direct call runs in this process after a warm-up (torch, timm, the data already imported and
+cached), the most favourable baseline; the grid run pays a kernel start and the notebook's imports.
+The LocalCluster's start and stop happen once per grid and are reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _smoke_wall(workers: int) -> tuple[float, dict]:
+    from pepr_utils.grid import run_grid
+    from pepr_utils.grid_spec import load_grid
+
+    grid = load_grid(ROOT / "parameters" / "grids" / "smoke.yaml")
+    with tempfile.TemporaryDirectory(prefix="bench-grid-") as out:
+        t0 = time.perf_counter()
+        report = run_grid(grid, workers=workers, output_dir=out, progress=False, log=lambda *_: None)
+        return time.perf_counter() - t0, dict(report.counts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="resnet18d")
+    ap.add_argument("--dataset", default="pneumoniamnist")
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--fraction", type=float, default=1.0)
+    ap.add_argument("--epochs", type=int, default=1, help="choose so that the direct run takes about a minute")
+    ap.add_argument("--repeats", type=int, default=1, help="direct/grid pairs (alternated); the medians are used")
+    ap.add_argument("--skip-smoke", action="store_true")
+    args = ap.parse_args(argv)
+
+    import statistics
+
+    from distributed import Client, LocalCluster
+
+    from pepr_utils.experiment import run_experiment
+    from pepr_utils.grid import _cores, _notebook_bytes, _task, execute_run
+    from pepr_utils.grid_spec import expand_grid
+
+    cores = _cores()
+    print(f"{cores} cores; torch threads per run = cores / workers")
+    if not args.skip_smoke:
+        for workers in (1, 2):
+            wall, counts = _smoke_wall(workers)
+            print(f"smoke grid (2 runs), {workers} worker(s): {wall:6.1f} s wall  {counts}")
+
+    grid = expand_grid({"name": "bench", "defaults": {"epochs": args.epochs, "size": args.size,
+                                                      "fraction": args.fraction},
+                        "axes": {"model": [args.model], "dataset": [args.dataset]}})
+    run = grid.runs[0]
+    params = dict(run.params)
+    import torch
+
+    torch.set_num_threads(cores)
+    os.environ["OMP_NUM_THREADS"] = str(cores)
+    with tempfile.TemporaryDirectory() as d:  # warm-up: imports, dataset cache, input-size probe
+        run_experiment({**params, "epochs": 1, "fraction": min(params["fraction"], 0.05)}, d, progress=False,
+                       checkpoint=False)
+
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    start_s = time.perf_counter() - t0
+    task = _task(run, _notebook_bytes(run.notebook), None, cores, runner_pid=os.getpid())
+    direct, via_grid = [], []
+    try:
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as d:
+                t0 = time.perf_counter()
+                run_experiment(params, d, progress=False)
+                direct.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            result = client.submit(execute_run, task, pure=False).result()
+            via_grid.append(time.perf_counter() - t0)
+            if not result.get("ok"):
+                print("grid run failed:", result.get("error"), result.get("tail"), file=sys.stderr)
+                return 1
+    finally:
+        t0 = time.perf_counter()
+        client.close()
+        cluster.close()
+        stop_s = time.perf_counter() - t0
+    d_med, g_med = statistics.median(direct), statistics.median(via_grid)
+    print(f"run: {args.model} on {args.dataset} {args.size}px, fraction {args.fraction:g}, {args.epochs} epoch(s), "
+          f"{cores} threads")
+    print(f"direct run_experiment:          {d_med:7.1f} s  (runs: {', '.join(f'{x:.1f}' for x in direct)})")
+    print(f"papermill on a Dask worker:     {g_med:7.1f} s  (runs: {', '.join(f'{x:.1f}' for x in via_grid)})")
+    print(f"per-run overhead:               {g_med - d_med:7.1f} s = {100 * (g_med - d_med) / d_med:5.1f}% of the run "
+          f"(goal < 10% of a one-minute run: {'met' if (g_med - d_med) < 6 else 'NOT met'} "
+          f"at {100 * (g_med - d_med) / 60:.1f}% of 60 s)")
+    print(f"once per grid: LocalCluster start {start_s:.1f} s, stop {stop_s:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
