@@ -91,9 +91,12 @@ class Batches:
         c = images.shape[1]
         std_t = _per_channel(std, c, "std")
         mean_t = _per_channel(mean, c, "mean")
-        # (x/255 - mean)/std == x * scale - shift, two in-place ops per batch
-        self._scale = (1.0 / (255.0 * std_t)).to(self.device)
-        self._shift = (mean_t / std_t).to(self.device)
+        # (x/255 - mean)/std == x * scale - shift, two in-place ops per batch; plain numbers when every
+        # channel shares mean and std (the default), which is faster than broadcasting a (1, C, 1, 1) tensor
+        scale, shift = 1.0 / (255.0 * std_t), mean_t / std_t
+        uniform = bool((scale == scale.flatten()[0]).all() and (shift == shift.flatten()[0]).all())
+        self._scale = float(scale.flatten()[0]) if uniform else scale.to(self.device)
+        self._shift = float(shift.flatten()[0]) if uniform else shift.to(self.device)
 
     def __len__(self) -> int:
         n = self.images.shape[0]
@@ -111,13 +114,19 @@ class Batches:
         return order.to(self.images.device)
 
     def _prepare(self, xb: torch.Tensor) -> torch.Tensor:
-        x = xb.to(self.device, non_blocking=True).float()
-        shrink = self.out_size is not None and self.out_size < x.shape[-1]
+        xb = xb.to(self.device, non_blocking=True)
+        size = self.out_size
+        if size is not None and xb.device.type == "cpu":
+            # CPU: torch's uint8 bilinear kernel is 3-5x faster than resizing floats
+            xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            size = None
+        x = xb.float()
+        shrink = size is not None and size < x.shape[-1]
         if shrink:  # normalise the smaller tensor: resize and the affine map commute
-            x = resize_float(x, self.out_size)
+            x = resize_float(x, size)
         x = x.mul_(self._scale).sub_(self._shift)
-        if self.out_size is not None and not shrink:
-            x = resize_float(x, self.out_size)
+        if size is not None and not shrink:
+            x = resize_float(x, size)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

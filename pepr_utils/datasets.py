@@ -392,8 +392,8 @@ def _load_medmnist(info: DatasetInfo, size: int, data_dir: Path | None, cache: P
             raise PeprError(f"{names} not found (searched {searched}) and offline mode forbids downloading; "
                             f"put the file in PEPR_DATA_DIR or unset PEPR_OFFLINE")
     path, origin = found
+    raw = _read_npz(path, info, src_size)  # a bad file fails here, before anything is cached
     checks = _check_official(path, info, src_size, cache)
-    raw = _read_npz(path, info, src_size)
     images = {s: torch.from_numpy(raw[s][0]) for s in SPLITS}
     if src_size != size:
         cache_file = (cache / "resized" /
@@ -449,7 +449,8 @@ def _load_lidc(size: int, data_dir: Path | None, cache: Path, split_seed: int, p
         digests = file_digests(source, cache)
     arrays = _lidc_arrays(source, digests["sha256"], cache, progress)
     images = torch.from_numpy(arrays["images"][:, None])
-    if size != lidc.NATIVE_SIZE:
+    native = int(images.shape[-1])  # 128 for the published crops
+    if size != native:
         cache_file = cache / "lidc" / f"lidc-slices_{size}_v{RESIZE_CACHE_VERSION}_{digests['sha256'][:16]}.npz"
         images = _resized_cached({"images": images}, size, cache_file)["images"]
     labels = torch.from_numpy(lidc.slice_labels(arrays["raters"]))
@@ -457,7 +458,7 @@ def _load_lidc(size: int, data_dir: Path | None, cache: Path, split_seed: int, p
     whole = Split(images, labels, meta)
     splits = {name: whole.subset(idx) for name, idx in lidc.split_by_patient(arrays["patient"], split_seed).items()}
     src = {"path": str(source), "sha256": digests["sha256"], "md5": digests["md5"], "official": False,
-           "origin": origin, "resized_from": lidc.NATIVE_SIZE if size != lidc.NATIVE_SIZE else None,
+           "origin": origin, "resized_from": native if size != native else None,
            "note": "no published checksum exists for the LIDC-IDRI crops", "split": "by patient 60/20/20",
            "split_seed": int(split_seed)}
     return MedicalDataset(info=LIDC_INFO, size=size, splits=splits, source=src)

@@ -1,0 +1,107 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (pepr)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · One dataset at one size: splits, training fractions, class balance, sample images, manifest
+#
+# Before any model is trained, this notebook pins down the data it will see:
+#
+# 1. **Load** the dataset at the requested size from the local data dir, the cache, or a checksummed
+#    download (`pepr_utils.datasets.load_dataset`). MedMNIST files whose MD5 differs from the official
+#    release are used with a warning and recorded as *not official*. Sizes without an official file
+#    are resized (bilinear, antialiased) from the largest file available.
+# 2. **Count** images per class in each split and in each training fraction. Fractions are stratified
+#    by class, seeded and nested (the 1% subset lies inside the 10% subset); val and test never change.
+#    For `lidc` the split is by patient (60/20/20, fixed seed), so no patient is in two splits.
+# 3. **Look** at random images of every class and at the pixel statistics.
+# 4. **Record** a manifest: the source file and its sha256, whether it is the official file, the size,
+#    and a checksum of each fraction's indices, so any later run can show it used the same data.
+#
+# `pepr data prepare --dataset NAME --size N` runs the same functions from the command line.
+
+# %%
+# On Google Colab, fetch and install pepr_utils first; elsewhere this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("pepr"):
+    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/pepr-study/pepr", "pepr"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "pepr"], check=True)
+    os.chdir("pepr/notebooks")
+
+# %% tags=["parameters"]
+dataset = "dermamnist"  # a MedMNIST 2D flag (dermamnist, pneumoniamnist, ...) or "lidc"
+size = 28  # image size in px: 28, 64, 128, 224 or 256
+fractions = [1.0, 0.1, 0.01]  # shares of the training split to describe (each in (0, 1])
+seed = 0  # seed of the training fractions
+data_dir = None  # local dataset files; None: PEPR_DATA_DIR, else the cache / a download
+out_dir = None  # where tables, figure and manifest go; None: <PEPR_OUTPUT_DIR>/data/<dataset>-<size>px
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from pepr_utils import data_report as dr
+from pepr_utils.datasets import load_dataset
+
+pd.set_option("display.width", 140)
+fractions = dr.check_fractions(fractions)
+out = dr.resolve_out_dir(out_dir, dataset, size)
+
+# %% [markdown]
+# ## Load
+# Where the data came from, and whether it is the official file.
+
+# %%
+ds = load_dataset(dataset, size, data_dir=data_dir)
+display(pd.Series(ds.source, name=dataset).to_frame())
+
+# %%
+display(dr.label_table(ds))
+
+# %% [markdown]
+# ## Splits and training fractions
+# Images per class (columns are class indices, see above) in each split, and in each training fraction.
+
+# %%
+table = dr.split_table(ds, fractions, seed)
+dr.save_table(table, out / dr.SPLIT_TABLE_FILE)
+display(table)
+
+# %% [markdown]
+# ## Sample images
+# Random training images of each class (row label: class, and its number of training images).
+
+# %%
+fig = dr.sample_grid(ds, seed=seed)
+png = dr.save_figure(fig, out / dr.SAMPLES_FILE)
+
+# %% [markdown]
+# ## Pixel statistics
+# Per split and channel; mean and std on the 0..1 scale (what normalisation sees), the rest in grey levels.
+
+# %%
+stats = dr.pixel_stats(ds)
+dr.save_table(stats, out / dr.PIXEL_STATS_FILE)
+display(stats)
+
+# %% [markdown]
+# ## Manifest
+# The record of exactly which data (and which training subsets) later runs will use.
+
+# %%
+manifest = dr.build_manifest(ds, fractions, seed, files=[dr.SPLIT_TABLE_FILE, dr.SAMPLES_FILE, dr.PIXEL_STATS_FILE])
+path = dr.write_manifest(out, manifest)
+print(f"wrote {path}")
+display(pd.DataFrame(manifest["fractions"]).drop(columns="class_counts"))
