@@ -96,7 +96,7 @@ rep.table(scored[["experiment", "model", "num_params", "test_acc", *resources.va
 
 # %%
 for col in score_cols:
-    rep.table(an.top_k(scored, col, top_k), f"top{top_k}_{col}", show=(col == main) and 3 * top_k)
+    rep.table(an.top_k(scored, col, top_k), f"top{top_k}_{col}", show=col == main)
 best = an.best_per_experiment(scored, score_cols)
 rep.table(best, "best_per_experiment")
 rep.text(rp.say_best(best, scored, by=main, cost=cost))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -73,8 +74,9 @@ class Report:
         self.files += paths
         if self.show and show is not False and len(df):
             shown = df.head(show) if show is not True else df
-            _display(shown.style.format(precision=digits, thousands=",", na_rep="–").hide(axis="index")
-                     if hasattr(shown, "style") else shown)
+            numeric = shown.select_dtypes("number").columns
+            _display(shown.style.format(lambda v: fmt(v, digits), subset=list(numeric), na_rep="–")
+                     .hide(axis="index"))
         return paths
 
     def text(self, markdown: str) -> str:
@@ -128,8 +130,10 @@ def _display_markdown(text: str) -> None:
 # ------------------------------------------------------------------------------------- formatting
 def fmt(x, digits: int = 3) -> str:
     """A number for a sentence: ``digits`` significant digits, thousands separated, '–' when missing."""
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+    if x is None or (isinstance(x, (float, np.floating)) and not np.isfinite(x)):
         return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
     if isinstance(x, (int, np.integer)):
         return f"{int(x):,}"
     x = float(x)
@@ -425,7 +429,8 @@ def say_questions(questions: pd.DataFrame) -> str:
 
 
 # ------------------------------------------------------------------------------------------ export
-def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_code: bool = True) -> Path:
+def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_code: bool = True,
+                title: str = "PePR analysis report") -> Path:
     """A single HTML file that opens in any browser: images embedded, code hidden unless asked for."""
     import nbformat
     from nbconvert import HTMLExporter
@@ -433,7 +438,11 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_co
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=hide_code,
                             exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"path": str(Path(notebook).parent)}})
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"path": str(Path(notebook).parent), "name": title}})
+    # The template loads require.js and MathJax from a CDN; the report uses neither (no widgets, no
+    # LaTeX), so drop them: the file then needs no network at all.
+    body = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", body)
     return atomic_write_text(html, body)
 
 

@@ -138,6 +138,25 @@ def test_load_errors_are_one_line(tmp_path):
         "energy_kwh": 1.0, "train_time_s": 60.0, "peak_mem_gb": 4.0}
 
 
+def test_unlike_runs_are_never_ranked_together():
+    """Epochs that vary within an experiment split it; a resource nobody recorded is not scored."""
+    rows = [{"run_id": f"r{i}", "status": "ok", "model": m, "dataset": "dermamnist", "size": 28, "fraction": 1.0,
+             "pretrained": p, "weights": "imagenet" if p else None, "mode": "full" if p else None, "epochs": e,
+             "seed": 0, "test_acc": 0.5 + 0.01 * i, "energy_kwh": 0.01 * (i + 1), "peak_mem_gb": np.nan}
+            for i, (m, p, e) in enumerate([("a", False, 1), ("b", False, 1), ("a", False, 10), ("b", False, 10),
+                                           ("a", True, 10), ("b", True, 10)])]
+    runs = an.prepare_runs(pd.DataFrame(rows))
+    assert sorted(runs["experiment"].unique()) == ["dermamnist-28px-1-imagenet-full-e10", "dermamnist-28px-1-scratch-e1",
+                                                   "dermamnist-28px-1-scratch-e10"]
+    ok, _ = an.split_runs(runs)
+    assert an.available_resources(ok) == {"e": "energy_kwh"}
+    scored = an.score_table(an.model_table(ok), resources=an.available_resources(ok))
+    assert "pepr_m" not in scored.columns and scored.groupby("experiment").size().eq(2).all()
+    comps = an.find_comparisons(scored)  # pretrained e10 pairs with scratch e10 only
+    assert list(zip(comps["a"], comps["b"], strict=True)) == [("dermamnist-28px-1-imagenet-full-e10",
+                                                               "dermamnist-28px-1-scratch-e10")]
+
+
 def test_planted_ranking_matches_hand_computed_pepr(scored):
     g = scored[scored["experiment"] == EXPERIMENT].set_index("model").loc[MODELS]
     energy = np.array(ENERGY)  # seed noise averages out exactly
@@ -289,6 +308,7 @@ def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") >= len(figures)
     assert "Traceback" not in html and "PeprError" not in html
+    assert '<script src="http' not in html  # opens offline, without a server
     assert (out / "04_analysis.ipynb").is_file()
     return (out / "summary.md").read_text()
 
