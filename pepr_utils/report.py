@@ -462,10 +462,15 @@ def default_report_dir(results: str | os.PathLike | Sequence[str | os.PathLike])
     from .settings import output_dir
 
     first = Path(results if isinstance(results, (str, os.PathLike)) else list(results)[0]).expanduser().resolve()
-    study = first.parent if first.is_file() else first
+    study = first.parent if first.is_file() or first.suffix.lower() in (".csv", ".json") else first
     if study.name == "runs":
         study = study.parent
-    return output_dir() / (study.name or "study") / "report"
+    root = output_dir()
+    if not os.environ.get("PEPR_OUTPUT_DIR") and not root.is_absolute():
+        checkout = Path(__file__).resolve().parents[1]  # the same outputs/ from notebooks/ as from the root
+        if (checkout / "pyproject.toml").is_file():
+            root = checkout / root
+    return root / (study.name or "study") / "report"
 
 
 def build_report(

@@ -401,3 +401,4 @@ def test_default_report_dir(tmp_path, monkeypatch):
     (tmp_path / "quick" / "results.csv").write_text("x\n")
     assert default_report_dir(tmp_path / "quick" / "results.csv") == tmp_path / "outputs" / "quick" / "report"
     assert default_report_dir(tmp_path / "quick" / "runs") == tmp_path / "outputs" / "quick" / "report"
+    assert default_report_dir(tmp_path / "later" / "results.csv") == tmp_path / "outputs" / "later" / "report"
