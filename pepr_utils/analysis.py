@@ -270,7 +270,20 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
         "energy_methods": methods,
         "energy_estimated": any(m.startswith("estimate") for m in methods),
         "devices": sorted(str(d) for d in ok.get("device", pd.Series(dtype=str)).dropna().unique()),
+        "co2_per_kwh": _single_intensity(ok),
     }
+
+
+def _single_intensity(ok: pd.DataFrame) -> float | None:
+    """The one carbon intensity (g/kWh) behind every CO2 value, if there is one: then PePR-C = PePR-E."""
+    if not {"co2_g", "energy_kwh"} <= set(ok.columns):
+        return None
+    both = ok[["co2_g", "energy_kwh"]].apply(pd.to_numeric, errors="coerce").dropna()
+    both = both[both["energy_kwh"] > 0]
+    if not len(both):
+        return None
+    ratio = both["co2_g"] / both["energy_kwh"]
+    return float(ratio.median()) if np.allclose(ratio, ratio.median(), rtol=1e-6) else None
 
 
 # ------------------------------------------------------------------------------------------- scoring

@@ -195,6 +195,9 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
     missing = [n for n in ("e", "c", "t", "m") if n not in resources]
     if missing:
         lines.append("Not recorded, so not scored: " + ", ".join(f"PePR-{m.upper()}" for m in missing) + ".")
+    if facts.get("co2_per_kwh") and "c" in resources and "e" in resources:
+        lines.append(f"Every CO2 value is energy × {fmt(facts['co2_per_kwh'])} g CO2e/kWh (one carbon intensity), "
+                     "so PePR-C ranks exactly as PePR-E here.")
     if facts["energy_estimated"]:
         lines.append(f"Energy was **estimated** ({', '.join(facts['energy_methods'])}), not measured by a "
                      "power meter: treat PePR-E and PePR-C as model comparisons under that estimate.")

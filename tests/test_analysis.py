@@ -323,6 +323,7 @@ def test_report_on_the_synthetic_study(study, tmp_path):
     assert "2 failed and 1 incompatible" in summary
     assert "PePR equals its accuracy" in summary and SINGLE in summary
     assert "estimated" in summary  # the energy method is said
+    assert "energy × 150 g CO2e/kWh" in summary  # one carbon intensity: PePR-C is PePR-E
     assert "**m2** stays on top in 100% of bootstrap replicates" in summary
     assert "significant at 0.05" in summary
     assert "energy_kwh ≤ 0.01 kWh" in summary
