@@ -79,7 +79,7 @@ display(run.model_summary())
 # includes); inference time is measured afterwards on the test set, in eval mode after a warm-up.
 
 # %%
-run.train()
+fit_result = run.train()
 
 # %% [markdown]
 # ## Evaluate

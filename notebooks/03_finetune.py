@@ -82,7 +82,7 @@ display(run.model_summary())
 # measured afterwards on the test set.
 
 # %%
-run.train()
+fit_result = run.train()
 
 # %% [markdown]
 # ## Evaluate

@@ -259,7 +259,7 @@ class Experiment:
                                "train_images": len(self.dataset.splits["train"]),
                                "input_mean": _plain_list(self.mean), "input_std": _plain_list(self.std)}
         if self.fit_result is not None:
-            env.update(amp_dtype=self.fit_result.amp_dtype, deterministic=self.config().deterministic)
+            env.update(amp_dtype=self.fit_result.amp_dtype)
         return env
 
     def save(self, out_dir: str | os.PathLike | None = None, *, checkpoint: bool = True) -> dict[str, Any]:
