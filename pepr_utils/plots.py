@@ -434,18 +434,24 @@ def pareto_plot(
         ax.scatter(off[x], off[y], s=22, color="0.7", label="dominated")
         ax.step(on[x], on[y], where="post", color=cmap(0), lw=1.2, alpha=0.8)
         ax.scatter(on[x], on[y], s=36, color=cmap(0), edgecolor="white", linewidth=0.5, label="Pareto front", zorder=3)
-        if label:
-            for _, row in on.iterrows():
-                ax.annotate(str(row[label]), (row[x], row[y]), xytext=(3, -9), textcoords="offset points", fontsize=7)
         if highlight:
             hi = part[part[highlight].astype(bool)]
             ax.scatter(hi[x], hi[y], s=140, facecolor="none", edgecolor=cmap(3), linewidth=1.5,
                        label=highlight_label or highlight, zorder=4)
         low, high = part[x].min(), part[x].max()
-        if logx and low > 0 and high / low >= 10:  # a log axis only pays off over a decade or more
-            ax.set_xscale("log")
+        use_log = bool(logx and low > 0 and high / low >= 10)  # a log axis pays off over a decade or more
+        if use_log:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            decades = np.log10(high / low)
+            ax.set_xscale("log")  # plain numbers at 1-2-5 steps read better than 2x10^-2 minor labels
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        if label:
+            _label_points(ax, on, part, x, y, label, use_log, priority=hi.index if highlight else ())
         if panel is not None:
             ax.set_title(str(panel), fontsize=9)
         ax.set_xlabel(axis_label(x))
@@ -453,6 +459,29 @@ def pareto_plot(
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
     return fig
+
+
+def _label_points(ax, points: pd.DataFrame, panel: pd.DataFrame, x: str, y: str, label: str, logx: bool,
+                  priority=()) -> None:
+    """Name points without overlapping labels: ``priority`` rows first, then the ends of the front,
+    then the rest; a label too close (as a fraction of the panel's range) to one already placed is left out."""
+    if points.empty:
+        return
+    scale = (lambda v: np.log10(v.astype(float))) if logx else (lambda v: v.astype(float))  # noqa: E731
+    all_x, all_y = scale(panel[x]), panel[y].astype(float)
+    xs, ys = scale(points[x]), points[y].astype(float)
+    span_x = float(all_x.max() - all_x.min()) or 1.0
+    span_y = float(all_y.max() - all_y.min()) or 1.0
+    first = [i for i in priority if i in points.index] + [points.index[0], points.index[-1]]
+    order = list(dict.fromkeys(first + list(points.index)))
+    placed: list[tuple[float, float]] = []
+    for i in order:
+        fx, fy = (xs[i] - all_x.min()) / span_x, (ys[i] - all_y.min()) / span_y
+        if any(abs(fx - px) < 0.22 and abs(fy - py) < 0.08 for px, py in placed):
+            continue
+        placed.append((fx, fy))
+        ax.annotate(str(points.at[i, label]), (points.at[i, x], points.at[i, y]), xytext=(3, -9),
+                    textcoords="offset points", fontsize=7)
 
 
 def value_heatmap(
