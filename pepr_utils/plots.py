@@ -390,14 +390,18 @@ def pepr_profile_points(
     fig = pepr_profile(resource=resource)
     ax = fig.axes[0]
     hue_levels = _levels(data[hue], None) if hue else []
-    _scatter(ax, data, x, y, hue, hue_levels, 30, 0.95)
+    _scatter(ax, data, x, y, hue, hue_levels, 30 if len(data) <= 100 else 12, 0.95)
     score = score or f"pepr_{resource.lower()}"
-    if label_top and score in data.columns:
-        for _, row in data.nlargest(label_top, score).iterrows():
-            ax.annotate(str(row.get("model", "")), (row[x], row[y]), xytext=(4, 4), textcoords="offset points",
-                        fontsize=7, color="white")
-    if hue:
-        ax.legend(title=hue, fontsize=7, title_fontsize=7, loc="lower left")
+    if label_top and score in data.columns and "model" in data.columns:
+        top = data.nlargest(label_top, score)
+        for i, row in enumerate(top.itertuples()):
+            ax.annotate(str(row.model), (getattr(row, x), getattr(row, y)), xytext=(18, -8 - 11 * i),
+                        textcoords="offset points", fontsize=7, color="white",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
+                        arrowprops={"arrowstyle": "-", "color": "white", "lw": 0.5})
+    if hue:  # below the axes: the colour bar holds the right, and points fill the corners
+        ax.legend(title=hue, fontsize=7, title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncol=2 if len(hue_levels) > 3 else 1, frameon=False)
     return fig
 
 
