@@ -333,7 +333,9 @@ def say_pareto(front: pd.DataFrame, scored: pd.DataFrame, by: str = "pepr_e") ->
 
 def say_agreement(agree: pd.DataFrame, intro: str) -> str:
     """Kendall's tau between pairs of rankings, per experiment."""
-    agree = agree.dropna(subset=["tau"]) if len(agree) else agree
+    if not len(agree):
+        return intro + " Not computable: one of the rankings is missing from these results (e.g. no test AUC recorded)."
+    agree = agree.dropna(subset=["tau"])
     if not len(agree):
         return intro + " Not computable here (fewer than two models with distinct values per experiment)."
     lines = [f"`{r[agree.columns[0]]}`: {label(r['x'])} vs {label(r['y'])}: τ = {fmt(r['tau'], 2)} "
@@ -364,15 +366,21 @@ def say_seeds(summary: pd.DataFrame, stability: pd.DataFrame, facts: Mapping) ->
                          f"median model (widest: {fmt(widths.max(), 2)}): differences between models smaller than "
                          "that are within seed noise.")
     if len(stability):
-        for _, r in stability.iterrows():
-            if np.isfinite(r["p_stays_top"]):
-                other = (f"; otherwise most often {r['other_winner']} ({fmt(100 * r['p_other_winner'], 2)}%)"
-                         if isinstance(r["other_winner"], str) and r["p_other_winner"] > 0 else "")
-                lines.append(f"`{r['experiment']}`, ranked by {label(r['by'])}: **{r['top_model']}** stays on "
-                             f"top in {fmt(100 * r['p_stays_top'], 3)}% of bootstrap replicates (resampling "
-                             f"{r['resampled']}){other}.")
-            else:
-                lines.append(f"`{r['experiment']}`, {label(r['by'])}: {r['note']}.")
+        for _, r in stability[np.isfinite(stability["p_stays_top"].astype(float))].iterrows():
+            other = (f"; otherwise most often {r['other_winner']} ({fmt(100 * r['p_other_winner'], 2)}%)"
+                     if isinstance(r["other_winner"], str) and r["p_other_winner"] > 0 else "")
+            lines.append(f"`{r['experiment']}`, ranked by {label(r['by'])}: **{r['top_model']}** stays on "
+                         f"top in {fmt(100 * r['p_stays_top'], 3)}% of bootstrap replicates (resampling "
+                         f"{r['resampled']}){other}.")
+        skipped = stability[~np.isfinite(stability["p_stays_top"].astype(float))]
+        for note, g in skipped.groupby("note", sort=False):
+            exps = sorted(g["experiment"].unique())
+            where = (f"`{exps[0]}`" if len(exps) == 1 else
+                     "every experiment" if len(exps) == stability["experiment"].nunique() else
+                     f"{len(exps)} experiments ({', '.join(f'`{e}`' for e in exps)})")
+            hint = (" -- several seeds, or per-sample test predictions (`predictions.npz` in the run folder), "
+                    "would allow it" if "nothing to resample" in note else "")
+            lines.append(f"Top-rank bootstrap in {where}: {note}{hint}.")
     return _bullets(lines) if lines else ""
 
 
