@@ -403,28 +403,28 @@ def per_seed_scores(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCES) 
 def top_k(scored: pd.DataFrame, by: str = "pepr_e", k: int = 5) -> pd.DataFrame:
     """The ``k`` best models per experiment by ``by``, with the best-accuracy model beside each row.
 
-    ``acc_given_up`` is how much test accuracy the row's model gives up against the most accurate one.
+    Ranking (ties broken by model name) is :func:`pepr_utils.paper.top_k`, the one used for the paper's
+    Table 2; here the best-accuracy model becomes columns beside the top-k rows, and ``acc_given_up`` is
+    how much test accuracy each row's model gives up against it.
     """
+    from .paper import top_k as paper_top_k
+
     if by not in scored.columns:
         raise PeprError(f"cannot rank by {by!r}; available scores: "
                         f"{', '.join(c for c in scored.columns if c.startswith('pepr_')) or 'none'}")
-    rows = []
-    for exp, g in scored.groupby("experiment", sort=True):
-        g = g.dropna(subset=[by])
-        if not len(g):
-            continue
-        best = g.loc[g["test_acc"].idxmax()]
-        ranked = g.sort_values([by, "test_acc"], ascending=[False, False]).head(k)
-        for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
-            rows.append({
-                "experiment": exp, "rank": rank, "model": row["model"], by: row[by],
-                "test_acc": row["test_acc"],
-                **{c: row[c] for c in ("energy_kwh", "num_params") if c in row.index},
-                "best_acc_model": best["model"], "best_acc": best["test_acc"],
-                f"best_acc_{by}": best[by], f"best_acc_rank_{by}": int((g[by] > best[by]).sum() + 1),
-                "acc_given_up": best["test_acc"] - row["test_acc"],
-            })
-    return pd.DataFrame(rows)
+    ranked = paper_top_k(scored.dropna(subset=[by, "test_acc"]), by, k=k, perf="test_acc")
+    if not len(ranked):
+        return pd.DataFrame()
+    top = ranked[ranked["role"] != "best accuracy"]
+    best = ranked[ranked["role"] == "best accuracy"].set_index("experiment")
+    cols = ["experiment", "rank", "model", by, "test_acc"] + [c for c in ("energy_kwh", "num_params") if c in top]
+    out = top[cols].reset_index(drop=True)
+    out["best_acc_model"] = out["experiment"].map(best["model"])
+    out["best_acc"] = out["experiment"].map(best["test_acc"])
+    out[f"best_acc_{by}"] = out["experiment"].map(best[by])
+    out[f"best_acc_rank_{by}"] = out["experiment"].map(best["rank"])
+    out["acc_given_up"] = out["best_acc"] - out["test_acc"]
+    return out
 
 
 def best_per_experiment(scored: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
