@@ -1,7 +1,7 @@
 """Training batches straight from uint8 tensors.
 
 The whole split stays as one uint8 tensor (on the GPU when it fits); each batch is gathered with one
-``index_select``, converted to float, normalised and (optionally) resized as one tensor operation.
+indexing operation, then converted to float, normalised and (optionally) resized as whole arrays.
 There is no per-sample Python, no PIL and no worker processes, which is what makes small-image
 training fast enough that the model, not the input pipeline, is what gets measured.
 """
@@ -91,12 +91,19 @@ class Batches:
         c = images.shape[1]
         std_t = _per_channel(std, c, "std")
         mean_t = _per_channel(mean, c, "mean")
-        # (x/255 - mean)/std == x * scale - shift, two in-place ops per batch; plain numbers when every
-        # channel shares mean and std (the default), which is faster than broadcasting a (1, C, 1, 1) tensor
+        # (x/255 - mean)/std == x * scale - shift: plain numbers when every channel shares mean and std
+        # (the default), which is faster than broadcasting a (1, C, 1, 1) array
         scale, shift = 1.0 / (255.0 * std_t), mean_t / std_t
         uniform = bool((scale == scale.flatten()[0]).all() and (shift == shift.flatten()[0]).all())
-        self._scale = float(scale.flatten()[0]) if uniform else scale.to(self.device)
-        self._shift = float(shift.flatten()[0]) if uniform else shift.to(self.device)
+        if self.device.type == "cpu":
+            # CPU batches are converted with numpy: single-threaded, so a small batch never waits on an
+            # OpenMP thread team (torch's parallel kernels stall badly when the cores are oversubscribed)
+            self._np_images, self._np_labels = self.images.numpy(), self.labels.numpy()
+            self._scale = np.float32(scale.flatten()[0]) if uniform else scale.numpy()
+            self._shift = np.float32(shift.flatten()[0]) if uniform else shift.numpy()
+        else:
+            self._scale = float(scale.flatten()[0]) if uniform else scale.to(self.device)
+            self._shift = float(shift.flatten()[0]) if uniform else shift.to(self.device)
 
     def __len__(self) -> int:
         n = self.images.shape[0]
@@ -113,34 +120,45 @@ class Batches:
         order = torch.randperm(self.images.shape[0], generator=torch.Generator().manual_seed(seed))
         return order.to(self.images.device)
 
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _prepare_cpu(self, a: np.ndarray) -> torch.Tensor:
+        if self.out_size is not None:  # torch's uint8 bilinear kernel: 3-5x faster than resizing floats
+            a = F.interpolate(torch.from_numpy(a), size=(self.out_size, self.out_size), mode="bilinear",
+                              antialias=True, align_corners=False).numpy()
+        x = np.multiply(a, self._scale, dtype=np.float32)
+        x -= self._shift
+        return self._finish(torch.from_numpy(x))
+
     def _prepare(self, xb: torch.Tensor) -> torch.Tensor:
-        xb = xb.to(self.device, non_blocking=True)
+        x = xb.to(self.device, non_blocking=True).float()
         size = self.out_size
-        if size is not None and xb.device.type == "cpu":
-            # CPU: torch's uint8 bilinear kernel is 3-5x faster than resizing floats
-            xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-            size = None
-        x = xb.float()
         shrink = size is not None and size < x.shape[-1]
         if shrink:  # normalise the smaller tensor: resize and the affine map commute
             x = resize_float(x, size)
         x = x.mul_(self._scale).sub_(self._shift)
         if size is not None and not shrink:
             x = resize_float(x, size)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return self._finish(x)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order()
         self.epoch += 1
         n = self.images.shape[0]
         stop_at = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        cpu = self.device.type == "cpu"
+        if cpu and order is not None:
+            order = order.numpy()
         for start in range(0, stop_at, self.batch_size):
             stop = min(start + self.batch_size, n)
-            if order is None:
-                xb, yb = self.images[start:stop], self.labels[start:stop]
+            if cpu:
+                sel = slice(start, stop) if order is None else order[start:stop]
+                # labels copied, never a view: a caller's in-place edit must not reach the dataset
+                yield self._prepare_cpu(self._np_images[sel]), torch.from_numpy(np.array(self._np_labels[sel]))
+            elif order is None:
+                yield self._prepare(self.images[start:stop]), self.labels[start:stop].to(self.device, non_blocking=True)
             else:
                 idx = order[start:stop]
-                xb, yb = self.images.index_select(0, idx), self.labels.index_select(0, idx)
-            yield self._prepare(xb), yb.to(self.device, non_blocking=True)
+                yield (self._prepare(self.images.index_select(0, idx)),
+                       self.labels.index_select(0, idx).to(self.device, non_blocking=True))

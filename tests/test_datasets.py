@@ -218,6 +218,10 @@ def test_batches_normalise_and_cover_every_sample():
     m, s = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
     assert torch.allclose(per_channel, (split.images.float() / 255 - m) / s, atol=1e-5)
     assert sum(len(y) for _, y in Batches(split, 4, drop_last=True)) == 8
+    for x, y in Batches(split, 4):  # batches are copies: editing them in place leaves the data alone
+        x.zero_()
+        y.zero_()
+    assert torch.equal(split.labels, torch.arange(10) % 3) and int(split.images.sum()) > 0
 
 
 def test_batches_shuffle_is_seeded_per_epoch():
