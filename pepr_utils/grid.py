@@ -211,18 +211,33 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
                 + (f", {threads_per_run} thread(s) each" if threads_per_run else "")
                 + (f", dashboard {client.dashboard_link}" if scheduler is not None and client.dashboard_link else ""))
             futures = {}
-            for run in sorted(todo, key=lambda r: -r.cost):  # longest first: fewer idle workers at the end
+            ordered = schedule_order(todo, report.workers)
+            for i, run in enumerate(ordered):
                 task = _task(run, notebooks[run.notebook], timeout_s, threads_per_run,
                              runner_pid=os.getpid() if scheduler is None else None)
                 resources = {"GPU": 1} if gpu and run.params["device"].startswith("cuda") else None
                 fut = client.submit(execute_run, task, key=f"pepr-{grid.name}-{run.run_id}-{time.time_ns()}",
-                                    pure=False, resources=resources, priority=int(run.cost // 1000))
+                                    pure=False, resources=resources, priority=len(ordered) - i)
                 futures[fut] = run
             _gather(grid, futures, directory, report, progress)
         finally:
             close()
     report.wall_s = time.perf_counter() - started
     return report
+
+
+def schedule_order(runs: list[Run], workers: int) -> list[Run]:
+    """Longest runs first (fewer idle workers at the end), but the first wave on distinct datasets,
+    so that concurrent first runs do not all decode the same uncached dataset at once."""
+    by_cost = sorted(runs, key=lambda r: -r.cost)
+    first, seen = [], set()
+    for run in by_cost:
+        key = (run.params["dataset"], run.params["size"])
+        if len(first) < workers and key not in seen:
+            first.append(run)
+            seen.add(key)
+    chosen = {id(r) for r in first}
+    return first + [r for r in by_cost if id(r) not in chosen]
 
 
 def _gather(grid: Grid, futures: dict, directory: Path, report: GridReport, progress: bool) -> None:
