@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                        checkpoint=False)
 
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     start_s = time.perf_counter() - t0
     task = _task(run, _notebook_bytes(run.notebook), None, cores, runner_pid=os.getpid())

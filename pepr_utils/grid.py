@@ -204,6 +204,9 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
         notebooks = {nb: _notebook_bytes(nb) for nb in {r.notebook for r in todo}}
         client, close = _client(workers, scheduler)
         try:
+            if scheduler is not None and not client.scheduler_info().get("workers"):
+                log("waiting for the first Dask worker to join the cluster ...")
+                client.wait_for_workers(1)  # a batch queue may take a while; resources are read from workers
             gpu = _workers_have(client, "GPU")
             report.workers = len(client.scheduler_info().get("workers", {})) or workers
             log(f"grid {grid.name}: {report.total} runs, {report.already_done} already done, "
@@ -348,7 +351,7 @@ def _client(workers: int, scheduler: Any):
                             "expected an address such as tcp://host:8786") from exc
         return client, client.close
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(cluster)
 
     def close() -> None:

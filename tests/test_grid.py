@@ -23,7 +23,7 @@ import yaml
 
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
-from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid
+from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
 from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
 from pepr_utils.records import read_record, run_id
 
@@ -124,6 +124,16 @@ def test_expansion_axes_experiments_include_exclude():
     assert set(nb) == {"model", "dataset", "size", "fraction", "epochs", "batch_size", "lr", "seed", "device",
                        "data_dir", "out_dir", "country_iso_code", "weights", "mode", "weights_dir"}
     assert "weights" not in scratch.notebook_parameters(out_dir="/x")
+
+
+def test_schedule_longest_first_with_a_diverse_first_wave():
+    grid = expand_grid({"name": "g", "axes": {"model": ["resnet18", "mobilenetv2_050"],
+                                              "dataset": ["pneumoniamnist", "lidc", "dermamnist"],
+                                              "fraction": [0.1, 1.0]}})
+    order = schedule_order(grid.runs, workers=2)
+    assert sorted(r.run_id for r in order) == sorted(r.run_id for r in grid.runs)
+    assert [r.params["dataset"] for r in order[:2]] == ["lidc", "dermamnist"]  # the two costliest datasets
+    assert all(order[i].cost >= order[i + 1].cost for i in range(2, len(order) - 1))
 
 
 def test_scratch_ignores_mode_and_duplicates_merge():
@@ -241,6 +251,22 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, mon
     table_path, rows = collect_grid(grid, out)
     table = pd.read_csv(table_path)
     assert rows == 4 and set(table["run_id"]) == {r.run_id for r in grid.runs} and set(table["status"]) == {"ok"}
+
+
+def test_existing_cluster_by_address_with_gpu_resources(tmp_path, tiny_notebook):
+    """--scheduler ADDR: runs go to a cluster started elsewhere; cuda runs ask for its GPU resource."""
+    from distributed import Client, LocalCluster
+
+    path = tmp_path / "remote.yaml"
+    path.write_text(yaml.safe_dump({"name": "remote", "notebook": str(tiny_notebook),
+                                    "defaults": {"dataset": "pneumoniamnist", "device": "cuda"},
+                                    "axes": {"model": ["resnet18"], "seed": [0]}}))
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                      resources={"GPU": 1}) as cluster, Client(cluster) as client:
+        report = run_grid(path, scheduler=cluster.scheduler_address, output_dir=tmp_path / "out", progress=False,
+                          log=lambda *_: None)
+        assert report.counts == {"ok": 1}
+        assert client.scheduler_info()["workers"]  # the cluster is still up: the runner does not own it
 
 
 def _wait(predicate, timeout_s: float, what: str) -> None:
