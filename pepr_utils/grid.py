@@ -301,6 +301,7 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
                                           started_at=result.get("started_at") or now, finished_at=now))
         info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params,
                 "extras": run.extras, "reason": result.get("reason"), "wall_s": result.get("wall_s"),
+                "cpu_s": result.get("cpu_s"),
                 "worker": result.get("worker"), "left_out": result.get("left_out", [])}
         (tmp / "grid_run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return status or "failed", error
@@ -439,6 +440,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         env["PEPR_GRID_RUN_ID"] = task["run_id"]
         env.setdefault("MPLBACKEND", "Agg")
         timeout = task.get("timeout_s")
+        cpu0 = _children_cpu_s()
         with open(tmp / "papermill.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid", str(tmp / "job.json")],
                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -461,10 +463,23 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
             result = {"run_id": task["run_id"], **outcome}
         files, left_out = _read_files(out_dir, task.get("max_file_bytes", MAX_FILE_BYTES))
         executed = tmp / "executed.ipynb"
+        cpu1 = _children_cpu_s()
         result.update(files=files, left_out=left_out, notebook=executed.read_bytes() if executed.exists() else None,
                       started_at=started_at, wall_s=round(time.perf_counter() - t0, 3),
+                      cpu_s=round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
                       worker=socket.gethostname())
         return result
+
+
+def _children_cpu_s() -> float | None:
+    """CPU seconds of this process's finished children (papermill and the kernel it waited for):
+    a run's compute, independent of how busy the machine was (one run per worker at a time)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parse_outcome(path: Path) -> dict | None:

@@ -227,6 +227,8 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, mon
     ok_dir = by_seed[0].path
     assert (ok_dir / "tiny.ipynb").exists() and (ok_dir / "history.csv").exists()
     assert (ok_dir / "extra.txt").read_text() == "small file"
+    info = json.loads((ok_dir / "grid_run.json").read_text())
+    assert info["run_id"] == by_seed[0].run.run_id and info["cpu_s"] > 0 and info["wall_s"] >= info["cpu_s"] / 2
     assert read_record(ok_dir)["resources"]["threads"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
     assert not [p for p in (out / "tiny" / "runs").iterdir() if p.name.startswith(".")]
 
