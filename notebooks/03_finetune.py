@@ -57,6 +57,7 @@ out_dir = None  # where result.json, history.csv and model.safetensors go; None:
 country_iso_code = "DNK"  # where the electricity comes from, for CO2 (ISO-3 code, offline table)
 
 # %%
+# %matplotlib inline
 from IPython.display import display
 
 from pepr_utils import experiment as ex

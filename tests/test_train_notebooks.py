@@ -17,9 +17,9 @@ from pepr_utils import records
 
 pytestmark = pytest.mark.slow
 
-#: A small CNN from the paper's family that beats the majority class (0.625) on PneumoniaMNIST after
-#: one epoch at 28 px, in seconds on a laptop CPU.
-SMALL_MODEL = "resnet10t"
+#: timm's own tiny test ResNet (0.37M parameters): on half of PneumoniaMNIST's training split at 28 px it
+#: beats the majority class (0.625) after one epoch (0.81 here; 0.86 on all of it; a quarter is not enough).
+SMALL_MODEL = "test_resnet"
 
 
 def execute(name: str, tmp_path, **parameters) -> dict:
@@ -32,11 +32,11 @@ def execute(name: str, tmp_path, **parameters) -> dict:
 
 
 def test_02_train_writes_a_valid_record_that_beats_the_majority_class(data_dir, tmp_path):
-    done = execute("02_train", tmp_path, model=SMALL_MODEL, dataset="pneumoniamnist", size=28, epochs=1,
-                   device="cpu", data_dir=str(data_dir))
+    done = execute("02_train", tmp_path, model=SMALL_MODEL, dataset="pneumoniamnist", size=28, fraction=0.5,
+                   epochs=1, device="cpu", data_dir=str(data_dir))
     record = records.read_record(done["out_dir"])
     assert record["status"] == "ok" and record["error"] is None
-    assert record["params"] == {"model": SMALL_MODEL, "dataset": "pneumoniamnist", "size": 28, "fraction": 1.0,
+    assert record["params"] == {"model": SMALL_MODEL, "dataset": "pneumoniamnist", "size": 28, "fraction": 0.5,
                                 "pretrained": False, "weights": None, "mode": "full", "epochs": 1,
                                 "batch_size": 32, "lr": 5e-4, "seed": 0, "device": "cpu"}
     assert record["run_id"] == records.run_id(record["params"])
@@ -73,8 +73,8 @@ def test_03_finetune_from_imagenet_weights_linear_probe(data_dir, weights_dir, t
 def test_bad_parameters_stop_the_notebook_with_one_line_and_no_result(name, bad, words, data_dir, tmp_path,
                                                                        monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache, offline
-    parameters = dict(model="tf_efficientnet_lite0", dataset="pneumoniamnist", epochs=1, device="cpu",
-                      data_dir=str(data_dir), **bad)
+    parameters = {"model": "tf_efficientnet_lite0", "dataset": "pneumoniamnist", "epochs": 1, "device": "cpu",
+                  "data_dir": str(data_dir), **bad}
     if parameters.get("weights_dir") == "__missing__":
         parameters["weights_dir"] = str(tmp_path / "no-weights")
     with pytest.raises(pm.PapermillExecutionError) as exc:
