@@ -148,6 +148,11 @@ def resolve_model(name: str) -> ModelRef:
     note = (entry or {}).get("timm_note") or ""
     timm_name = (entry or {}).get("timm_name") or get_deprecated_models().get(name) or name
     if timm.is_model(timm_name):
+        arch, _, tag = timm_name.partition(".")
+        tags = [t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")]
+        if tag and tag not in tags:
+            raise PeprError(f"model {name!r}: timm has no pretrained tag {tag!r} for {arch}; "
+                            f"available: {', '.join(tags) or 'none'}")
         return ModelRef(name, timm_name, True, note)
     if entry is not None:
         return ModelRef(name, timm_name, False, note or f"removed from timm (not in timm {timm.__version__})")
@@ -326,7 +331,9 @@ def _plan(prober: _Prober, ref: ModelRef, data_size: int) -> InputPlan:
     if first.startswith("cannot build"):
         return InputPlan(name, data_size, None, "incompatible", first, first)
     default = default_input_size(name)
-    if default != data_size and prober(default) == "ok" and prober(default + _CANDIDATE_STEP) != "ok":
+    flagged = bool(getattr(_pretrained_cfg(ref), "fixed_input_size", False))
+    # timm's fixed_input_size flag is only a hint of where to look first (it is wrong for some models)
+    if flagged and default != data_size and prober(default) == "ok" and prober(default + _CANDIDATE_STEP) != "ok":
         reason = f"needs exactly {default} px" + (f"; {ref.note}" if ref.note else "")
         return InputPlan(name, data_size, default, "resize", reason, first)
     top = max(default, data_size)
