@@ -397,7 +397,7 @@ def fit(
             model.train()
             freeze_frozen_norms(model)
             loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
             seen = 0
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                        disable=not config.progress, leave=True, dynamic_ncols=True)
