@@ -10,7 +10,6 @@ import tomllib
 import jupytext
 import nbformat
 import pytest
-
 from conftest import NOTEBOOKS, ROOT
 
 # The design's contract: each notebook's papermill parameters.
