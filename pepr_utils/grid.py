@@ -521,8 +521,9 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
-    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree."""
+def _watch_parents(runner_pid: int | None, workdir: Path, interval_s: float = 1.0) -> None:
+    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree
+    and remove the run's temporary folder (the dead worker cannot)."""
     import psutil
 
     parent = os.getppid()
@@ -533,11 +534,14 @@ def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
             gone = os.getppid() != parent or (runner_pid is not None and not psutil.pid_exists(runner_pid))
             if gone:
                 me = psutil.Process()
-                for child in me.children(recursive=True):
+                children = me.children(recursive=True)
+                for child in children:
                     try:
                         child.kill()
                     except psutil.NoSuchProcess:
                         pass
+                psutil.wait_procs(children, timeout=5)
+                shutil.rmtree(workdir, ignore_errors=True)
                 os._exit(3)
 
     threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
@@ -546,7 +550,7 @@ def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
 def _child_main(job_path: str) -> int:
     """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
-    _watch_parents(job.get("runner_pid"))
+    _watch_parents(job.get("runner_pid"), Path(job_path).parent)
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
