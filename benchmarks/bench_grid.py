@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _smoke_wall(workers: int) -> tuple[float, float, dict]:
+def _smoke_wall(workers: int, threads: int | None) -> tuple[float, float, dict]:
     """Wall time of the smoke grid, and the CPU seconds its runs used (sum over grid_run.json)."""
     import json
 
@@ -31,7 +31,8 @@ def _smoke_wall(workers: int) -> tuple[float, float, dict]:
     grid = load_grid(ROOT / "parameters" / "grids" / "smoke.yaml")
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as out:
         t0 = time.perf_counter()
-        report = run_grid(grid, workers=workers, output_dir=out, progress=False, log=lambda *_: None)
+        report = run_grid(grid, workers=workers, output_dir=out, progress=False, log=lambda *_: None,
+                          threads_per_run=threads)
         wall = time.perf_counter() - t0
         cpu = sum(json.loads(p.read_text())["cpu_s"] or 0 for p in Path(out).glob("*/runs/*/grid_run.json"))
         return wall, cpu, dict(report.counts)
@@ -43,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="pneumoniamnist")
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--fraction", type=float, default=1.0)
-    ap.add_argument("--epochs", type=int, default=1, help="choose so that the direct run takes about a minute")
+    ap.add_argument("--epochs", type=int, default=2, help="choose so that the direct run takes about a minute")
     ap.add_argument("--repeats", type=int, default=1, help="direct/grid pairs (alternated); the medians are used")
     ap.add_argument("--skip-smoke", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads per run (default: cores / workers); 1 avoids OpenMP spin-waiting on a "
+                         "machine busy with other work, where CPU seconds are then a fair measure")
     args = ap.parse_args(argv)
 
     import statistics
@@ -57,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     from pepr_utils.grid_spec import expand_grid
 
     cores = _cores()
-    print(f"{cores} cores; torch threads per run = cores / workers")
+    threads = args.threads or cores
+    print(f"{cores} cores; torch threads per run: {args.threads or 'cores / workers'}")
     if not args.skip_smoke:
         for workers in (1, 2):
-            wall, cpu, counts = _smoke_wall(workers)
+            wall, cpu, counts = _smoke_wall(workers, args.threads)
             print(f"smoke grid (2 runs), {workers} worker(s): {wall:6.1f} s wall, {cpu:6.1f} CPU s in the runs  {counts}")
 
     grid = expand_grid({"name": "bench", "defaults": {"epochs": args.epochs, "size": args.size,
@@ -70,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(run.params)
     import torch
 
-    torch.set_num_threads(cores)
-    os.environ["OMP_NUM_THREADS"] = str(cores)
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as d:  # warm-up: imports, dataset cache, input-size probe
         run_experiment({**params, "epochs": 1, "fraction": min(params["fraction"], 0.05)}, d, progress=False,
                        checkpoint=False)
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     start_s = time.perf_counter() - t0
-    task = _task(run, _notebook_bytes(run.notebook), None, cores, runner_pid=os.getpid())
+    task = _task(run, _notebook_bytes(run.notebook), None, threads, runner_pid=os.getpid())
     direct, via_grid, direct_cpu, grid_cpu = [], [], [], []
     try:
         for _ in range(args.repeats):
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     d_med, g_med = statistics.median(direct), statistics.median(via_grid)
     dc_med, gc_med = statistics.median(direct_cpu), statistics.median(grid_cpu)
     print(f"run: {args.model} on {args.dataset} {args.size}px, fraction {args.fraction:g}, {args.epochs} epoch(s), "
-          f"{cores} threads; load average at the end {os.getloadavg()[0]:.1f}")
+          f"{threads} thread(s); load average at the end {os.getloadavg()[0]:.1f}")
     print(f"direct run_experiment:       {d_med:7.1f} s wall {dc_med:7.1f} s CPU  "
           f"(wall per repeat: {', '.join(f'{x:.1f}' for x in direct)})")
     print(f"papermill on a Dask worker:  {g_med:7.1f} s wall {gc_med:7.1f} s CPU  "
