@@ -521,9 +521,8 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def _watch_parents(runner_pid: int | None, workdir: Path, interval_s: float = 1.0) -> None:
-    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree
-    and remove the run's temporary folder (the dead worker cannot)."""
+def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
+    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree."""
     import psutil
 
     parent = os.getppid()
@@ -534,14 +533,11 @@ def _watch_parents(runner_pid: int | None, workdir: Path, interval_s: float = 1.
             gone = os.getppid() != parent or (runner_pid is not None and not psutil.pid_exists(runner_pid))
             if gone:
                 me = psutil.Process()
-                children = me.children(recursive=True)
-                for child in children:
+                for child in me.children(recursive=True):
                     try:
                         child.kill()
                     except psutil.NoSuchProcess:
                         pass
-                psutil.wait_procs(children, timeout=5)
-                shutil.rmtree(workdir, ignore_errors=True)
                 os._exit(3)
 
     threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
@@ -550,7 +546,7 @@ def _watch_parents(runner_pid: int | None, workdir: Path, interval_s: float = 1.
 def _child_main(job_path: str) -> int:
     """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
-    _watch_parents(job.get("runner_pid"), Path(job_path).parent)
+    _watch_parents(job.get("runner_pid"))
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
