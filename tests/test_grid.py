@@ -23,7 +23,7 @@ import yaml
 
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
-from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
+from pepr_utils.grid import MALLOC_ENV, collect_grid, grid_states, grid_status, run_grid, schedule_order
 from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
 from pepr_utils.records import read_record, run_id
 
@@ -54,7 +54,7 @@ metrics["history"] = [dict(epoch=1, train_loss=1.0, train_acc=0.5, val_acc=0.5, 
                            test_auc=0.5, epoch_time_s=0.1)]
 resources = {k: 0.0 for k in RESOURCE_FIELDS}
 resources.update(energy_method="test", country_iso_code=country_iso_code, mem_kind="rss",
-                 threads=os.environ.get("OMP_NUM_THREADS"))
+                 threads=os.environ.get("OMP_NUM_THREADS"), malloc=os.environ.get("MALLOC_MMAP_THRESHOLD_"))
 record = make_record(params=params, status="ok", metrics=metrics, resources=resources,
                      model_info=dict(num_params=1, trainable_params=1, macs_per_image=1, input_size=size))
 write_record(out_dir, record)
@@ -229,7 +229,9 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, mon
     assert (ok_dir / "extra.txt").read_text() == "small file"
     info = json.loads((ok_dir / "grid_run.json").read_text())
     assert info["run_id"] == by_seed[0].run.run_id and info["cpu_s"] > 0 and info["wall_s"] >= info["cpu_s"] / 2
-    assert read_record(ok_dir)["resources"]["threads"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
+    kernel_env = read_record(ok_dir)["resources"]
+    assert kernel_env["threads"] == str(max(1, len(os.sched_getaffinity(0)) // 2))  # cores split between workers
+    assert kernel_env["malloc"] == MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]
     assert not [p for p in (out / "tiny" / "runs").iterdir() if p.name.startswith(".")]
 
     status = grid_status(grid, out)
