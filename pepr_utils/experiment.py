@@ -31,6 +31,7 @@ PARAM_NAMES = ("model", "dataset", "size", "fraction", "pretrained", "weights", 
 MODES = ("full", "linear")
 _SCRATCH = (None, "", "none", "scratch")
 CHECKPOINT_FILE = "model.safetensors"
+PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
 
 
 def _now() -> str:
@@ -263,7 +264,8 @@ class Experiment:
         return env
 
     def save(self, out_dir: str | os.PathLike | None = None, *, checkpoint: bool = True) -> dict[str, Any]:
-        """Write the trained weights (``model.safetensors``), then ``history.csv`` and ``result.json``.
+        """Write the trained weights (``model.safetensors``), the test predictions (``predictions.npz``),
+        then ``history.csv`` and ``result.json``.
 
         ``result.json`` comes last (atomically), so its presence means the run is complete. Returns the
         record. ``out_dir`` None means ``<output dir>/runs/<run_id>``.
@@ -277,6 +279,8 @@ class Experiment:
                             {"model": self.params["model"], "dataset": self.params["dataset"],
                              "num_classes": str(self.dataset.n_classes), "in_chans": str(self.dataset.n_channels),
                              "run_id": record["run_id"], "input_size": str(self.run_size)})
+        if self.fit_result is not None and self.fit_result.test_predictions is not None:
+            save_predictions(out / PREDICTIONS_FILE, *self.fit_result.test_predictions)
         path = write_record(out, record)
         print(f"wrote {path}")
         return record
@@ -308,6 +312,17 @@ def save_checkpoint(model: Any, path: str | os.PathLike, metadata: dict[str, str
     tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return Path(path)
+
+
+def save_predictions(path: str | os.PathLike, y_true: Any, y_score: Any) -> Path:
+    """Per-image test labels and class probabilities, written atomically (plain arrays: no pickle)."""
+    import numpy as np
+
+    from .fileio import atomic_path
+
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, y_true=np.asarray(y_true), y_score=np.asarray(y_score, dtype=np.float32))
     return Path(path)
 
 

@@ -344,6 +344,9 @@ class FitResult:
     train_images: int = 0
     device: str = "cpu"
     amp_dtype: str | None = None
+    #: ``(y_true, y_score)`` on the test split after the last epoch: per-image evidence that lets the
+    #: analysis bootstrap the test set (how sure a ranking is), not only the seeds.
+    test_predictions: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def train_time_s(self) -> float:
@@ -442,8 +445,11 @@ def fit(
                 if batches is None:
                     entry[f"{split}_acc"] = entry[f"{split}_auc"] = float("nan")
                 elif config.eval_every_epoch or last:
-                    m = evaluate(model, batches, task=task, device=device, amp=config.amp,
-                                 channels_last=config.channels_last)
+                    y_true, y_score = predict(model, batches, device=device, amp=config.amp,
+                                              channels_last=config.channels_last)
+                    m = classification_metrics(y_true, y_score, task)
+                    if split == "test" and last:
+                        result.test_predictions = (y_true, y_score)
                     entry[f"{split}_acc"], entry[f"{split}_auc"] = m["acc"], m["auc"]
                     final.update({f"{split}_{k}": v for k, v in m.items()})
                 else:

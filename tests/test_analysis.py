@@ -371,6 +371,10 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     assert "No paired comparison is possible" in summary
     assert "Figure `paired_test_acc` skipped" in summary
     assert "single epoch" in summary  # the smoke runs train one epoch: no swing to measure
+    # one seed, but the runs saved their test predictions: the bootstrap resamples the test set
+    stability = pd.read_csv(out / "tables" / "top_rank_stability.csv")
+    smoke_stab = stability[stability["experiment"].str.contains("pneumoniamnist")]
+    assert smoke_stab["p_stays_top"].between(0, 1).all() and "stays on top" in summary
     print(f"report on the smoke grid built in {elapsed:.1f} s")
 
 

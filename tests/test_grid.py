@@ -337,4 +337,4 @@ def test_smoke_grid_runs_notebook_02_on_two_workers(tmp_path, data_dir, monkeypa
         assert record["status"] == "ok" and record["run_id"] == state.run.run_id
         assert record["params"] == state.run.params
         assert 0 <= record["metrics"]["test_acc"] <= 1 and (state.path / "02_train.ipynb").exists()
-        assert (state.path / "history.csv").exists()
+        assert (state.path / "history.csv").exists() and (state.path / "predictions.npz").exists()

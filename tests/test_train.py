@@ -7,12 +7,14 @@ small slices and one epoch keep the file short.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from pepr_utils import experiment as ex
 from pepr_utils import records
+from pepr_utils.analysis import load_predictions
 from pepr_utils.errors import PeprError
 from pepr_utils.train import (
     TrainConfig,
@@ -209,6 +211,14 @@ def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir
     assert back["env"]["data_official"] is False and back["env"]["data_sha256"]
     assert 0 <= back["metrics"]["test_acc"] <= 1 and len(back["metrics"]["history"]) == 1
     assert (tmp_path / "run" / "history.csv").is_file()
+    # per-image test predictions, from which the analysis bootstraps the test set: they give test_acc back
+    with np.load(tmp_path / "run" / ex.PREDICTIONS_FILE, allow_pickle=False) as z:
+        y_true, y_score = z["y_true"], z["y_score"]
+    assert y_true.shape == (624,) and y_score.shape == (624, 2)  # PneumoniaMNIST's test split, 2 classes
+    assert np.allclose(y_score.sum(axis=1), 1, atol=1e-5)
+    assert np.mean(y_score.argmax(axis=1) == y_true) == pytest.approx(back["metrics"]["test_acc"])
+    correct = load_predictions(pd.DataFrame({"run_id": ["r"], "run_dir": [str(tmp_path / "run")]}))["r"]
+    assert correct.mean() == pytest.approx(back["metrics"]["test_acc"])
 
     # the trained weights seed a further run: 03's "checkpoint of an earlier run"
     ckpt = tmp_path / "run" / ex.CHECKPOINT_FILE
