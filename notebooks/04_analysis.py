@@ -126,7 +126,9 @@ rep.figure(lambda: plots.pepr_profile_points(scored, x=f"{key}_n", y="test_acc",
 # %% [markdown]
 # ## 4. Does pretraining pay off? Does more data? (paired tests)
 # Each model is paired with itself across two experiments; Wilcoxon signed-rank and paired t-tests with
-# their effect sizes (rank-biserial r, Cohen's d_z).
+# their effect sizes (rank-biserial r, Cohen's d_z). Where the same two conditions meet in several
+# contexts (datasets, fractions), a pooled comparison follows, as in the paper's violins: each model in
+# each context is one pair.
 
 # %%
 comparisons = an.find_comparisons(scored)

@@ -449,7 +449,13 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
 
     * ``pretraining``: each non-scratch regime against scratch (same dataset, size, fraction);
     * ``data``: the largest training fraction against each smaller one (same dataset, size, regime).
-    Columns: comparison, kind, a, b (experiments; differences are a - b), label_a, label_b, n_pairs.
+
+    Where the same two conditions are compared in several contexts (pretrained vs scratch on three
+    datasets, say), a **pooled** comparison follows them: every model in every context is one pair, as
+    in the paper's violins, which pool all models of its experiments. A study with few models per
+    experiment (the quick study pairs one pretrained model per dataset) can only be tested that way.
+    Columns: comparison, kind, a, b (experiments, joined by ``POOL_SEP`` when pooled; differences are
+    a - b), label_a, label_b, n_pairs, pooled.
     """
     exps = table.drop_duplicates("experiment").set_index("experiment")
     models = table.groupby("experiment")["model"].apply(set)
@@ -480,7 +486,18 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
                 if _same(ea["fraction"], largest):
                     add("data", a, b, f"{_pct(ea['fraction'])} data", f"{_pct(eb['fraction'])} data",
                         f"{ea['dataset']}, {_int(ea['size'])}px, {ea['regime']}{suffix_a}")
-    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs"])
+    single = pd.DataFrame(rows, columns=["kind", "a", "b", "label_a", "label_b", "n_pairs"])
+    for (kind, label_a, label_b), g in single.groupby(["kind", "label_a", "label_b"], sort=False):
+        if len(g) > 1:
+            rows.append({"comparison": f"{label_a} vs {label_b} (pooled over {len(g)} comparisons)", "kind": kind,
+                         "a": POOL_SEP.join(g["a"]), "b": POOL_SEP.join(g["b"]), "label_a": label_a,
+                         "label_b": label_b, "n_pairs": int(g["n_pairs"].sum()), "pooled": True})
+    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled"]
+                        ).fillna({"pooled": False}).astype({"pooled": bool})
+
+
+#: joins the experiments of a pooled comparison in its ``a`` and ``b`` fields (never in an experiment name)
+POOL_SEP = " + "
 
 
 def _hyper_suffix(exp: str, row: pd.Series) -> str:
@@ -513,10 +530,23 @@ def _pct(fraction) -> str:
 
 
 def paired_values(table: pd.DataFrame, a: str, b: str, value: str) -> pd.DataFrame:
-    """Models present in both experiments ``a`` and ``b`` with ``value`` in each and ``diff = a - b``."""
-    left = table[table["experiment"] == a][["model", value]].rename(columns={value: "a"})
-    right = table[table["experiment"] == b][["model", value]].rename(columns={value: "b"})
-    pairs = left.merge(right, on="model").dropna(subset=["a", "b"])
+    """Models present in both experiments ``a`` and ``b`` with ``value`` in each and ``diff = a - b``.
+
+    ``a`` and ``b`` may list experiments joined by ``POOL_SEP`` (a pooled comparison, paired position by
+    position); the pairing unit is then the model in one context, named ``model @ experiment a``.
+    """
+    exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)
+    if len(exps_a) != len(exps_b):
+        raise PeprError(f"a pooled comparison pairs {len(exps_a)} experiments with {len(exps_b)}")
+    frames = []
+    for ea, eb in zip(exps_a, exps_b, strict=True):
+        left = table[table["experiment"] == ea][["model", value]].rename(columns={value: "a"})
+        right = table[table["experiment"] == eb][["model", value]].rename(columns={value: "b"})
+        pairs = left.merge(right, on="model").dropna(subset=["a", "b"])
+        if len(exps_a) > 1:
+            pairs["model"] = pairs["model"].astype(str) + " @ " + ea
+        frames.append(pairs)
+    pairs = pd.concat(frames, ignore_index=True)
     pairs["diff"] = pairs["a"] - pairs["b"]
     return pairs.sort_values("model").reset_index(drop=True)
 
@@ -584,7 +614,8 @@ def paired_tests(scored: pd.DataFrame, comparisons: pd.DataFrame,
                 continue
             pairs = paired_values(scored, comp["a"], comp["b"], value)
             rows.append({"comparison": comp["comparison"], "kind": comp["kind"], "a": comp["a"], "b": comp["b"],
-                         "value": value, **paired_test(pairs["a"], pairs["b"])})
+                         "pooled": bool(comp.get("pooled", False)), "value": value,
+                         **paired_test(pairs["a"], pairs["b"])})
     return pd.DataFrame(rows)
 
 
@@ -604,7 +635,7 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
                          tests: pd.DataFrame | None = None) -> dict:
     """Keyword arguments of :func:`pepr_utils.plots.paired_violins`: a wide table (one row per model, two
     columns per comparison), the column pairs, their labels, panel titles and the Wilcoxon p-values."""
-    wide = pd.DataFrame(index=pd.Index(sorted(scored["model"].astype(str).unique()), name="model"))
+    columns: dict[str, pd.Series] = {}
     pairs, labels, titles, pvalues = [], [], [], []
     p_of = {}
     if tests is not None and len(tests):
@@ -615,13 +646,14 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
         if not len(p):
             continue
         a, b = f"{i}:a", f"{i}:b"
-        wide[a], wide[b] = p["a"], p["b"]
+        columns[a], columns[b] = p["a"], p["b"]
         pairs.append((a, b))
         labels.append((comp["label_a"], comp["label_b"]))
         titles.append(comp["comparison"].split(" (", 1)[-1].rstrip(")"))
         pvalues.append(p_of.get(comp["comparison"]))
     if not pairs:
         raise PeprError("no paired experiments (pretrained vs scratch, or two training fractions) share models")
+    wide = pd.concat(columns, axis=1).sort_index()  # rows: models (pooled panels: model @ experiment)
     ylabel = {"test_acc": "test accuracy", "test_auc": "test AUC"}.get(value, value)
     return {"wide": wide, "pairs": pairs, "labels": labels, "titles": titles,
             "pvalues": pvalues if tests is not None else None, "ylabel": ylabel}
@@ -936,6 +968,11 @@ def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "tes
     return pd.DataFrame(rows)
 
 
+def pair_unit(test: Mapping) -> str:
+    """What one pair of a paired test is: a model, or (pooled over experiments) a model in one context."""
+    return "model-experiment pairs" if _truthy(test.get("pooled", False)) else "models"
+
+
 def paper_questions(scored: pd.DataFrame, tests: pd.DataFrame, by: str = "pepr_e",
                     alpha: float = 0.05) -> pd.DataFrame:
     """The paper's questions answered on these runs, one row per question and experiment/comparison.
@@ -983,7 +1020,8 @@ def paper_questions(scored: pd.DataFrame, tests: pd.DataFrame, by: str = "pepr_e
         else:
             answer = "not significant"
         rows.append({"question": q, "where": t["comparison"], "answer": answer,
-                     "evidence": f"mean difference {t['mean_diff']:+.3g} over {int(t['n_pairs'])} models "
+                     "evidence": f"mean difference {t['mean_diff']:+.3g} over {int(t['n_pairs'])} "
+                                 f"{pair_unit(t)} "
                                  f"({int(t['a_better'])} up, {int(t['b_better'])} down); Wilcoxon p = "
                                  f"{t['wilcoxon_p']:.3g}, r = {t['rank_biserial']:.2f}; t-test p = {t['ttest_p']:.3g}"})
     return pd.DataFrame(rows, columns=["question", "where", "answer", "evidence"])

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import label
+from .analysis import label, pair_unit
 from .errors import PeprError
 from .fileio import atomic_dir, atomic_write_text
 
@@ -301,7 +301,7 @@ def say_paired(tests: pd.DataFrame, alpha: float = 0.05) -> str:
         verdict = (f"significant at {alpha} ({' and '.join(sig)})" if sig else f"not significant at {alpha}")
         lines.append(
             f"{t['comparison']}, {what}: mean difference {_signed(t['mean_diff'])} "
-            f"({fmt(t['mean_a'])} vs {fmt(t['mean_b'])}) over {int(t['n_pairs'])} models; "
+            f"({fmt(t['mean_a'])} vs {fmt(t['mean_b'])}) over {int(t['n_pairs'])} {pair_unit(t)}; "
             f"{int(t['a_better'])} higher, {int(t['b_better'])} lower, {int(t['ties'])} tied. "
             f"Wilcoxon {fmt_p(t['wilcoxon_p'])}, rank-biserial r = {fmt(t['rank_biserial'], 2)}; "
             f"paired t-test {fmt_p(t['ttest_p'])}, d_z = {fmt(t['cohen_dz'], 2)}: **{verdict}**"

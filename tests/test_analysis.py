@@ -157,6 +157,34 @@ def test_unlike_runs_are_never_ranked_together():
                                                                "dermamnist-28px-1-scratch-e10")]
 
 
+def test_comparisons_in_several_contexts_are_also_pooled():
+    """One pretrained model per dataset cannot be tested per dataset; pooled over datasets (the paper's
+    violins pool its experiments) each model-in-a-dataset is one pair: 6 of 6 up gives p = 2 / 2**6."""
+    rows = [{"run_id": f"{d}{m}{p}", "status": "ok", "model": m, "dataset": d, "size": 28, "fraction": 1.0,
+             "pretrained": p, "weights": "imagenet" if p else None, "mode": "full" if p else None, "seed": 0,
+             "test_acc": 0.5 + 0.05 * k + 0.1 * p + 0.01 * i, "energy_kwh": 0.01 * (k + 1)}
+            for i, d in enumerate(["dermamnist", "pneumoniamnist", "lidc", "bloodmnist", "breastmnist", "octmnist"])
+            for k, m in enumerate(["a", "b"]) for p in (False, True) if p is False or m == "a"]
+    ok, _ = an.split_runs(an.prepare_runs(pd.DataFrame(rows)))
+    scored = an.score_table(an.model_table(ok), resources=an.available_resources(ok))
+    comps = an.find_comparisons(scored)
+    assert len(comps) == 7 and comps["pooled"].sum() == 1 and comps["n_pairs"].iloc[:6].eq(1).all()
+    pooled = comps[comps["pooled"]].iloc[0]
+    assert pooled["n_pairs"] == 6 and pooled["comparison"].startswith("imagenet-full vs scratch (pooled")
+    pairs = an.paired_values(scored, pooled["a"], pooled["b"], "test_acc")
+    assert len(pairs) == 6 and pairs["model"].str.startswith("a @ ").all()
+    assert pairs["diff"].to_numpy() == pytest.approx(np.full(6, 0.1))
+    tests = an.paired_tests(scored, comps, values=("test_acc",)).set_index("comparison")
+    t = tests.loc[pooled["comparison"]]
+    assert t["wilcoxon_p"] == pytest.approx(stats.wilcoxon(pairs["a"], pairs["b"]).pvalue) == pytest.approx(2 / 2**6)
+    assert (tests["n_pairs"] == 1).sum() == 6 and tests.loc[~tests["pooled"], "wilcoxon_p"].isna().all()
+    questions = an.paper_questions(scored, tests.reset_index())
+    row = questions[questions["where"] == pooled["comparison"]].iloc[0]
+    assert row["answer"] == "yes" and "6 model-experiment pairs" in row["evidence"]
+    violins = an.paired_violin_inputs(scored, comps, "test_acc", tests.reset_index())
+    assert len(violins["pairs"]) == 7 and violins["wide"].shape == (7, 14)  # "a" in the per-dataset panels, 6 pooled units
+
+
 def test_planted_ranking_matches_hand_computed_pepr(scored):
     g = scored[scored["experiment"] == EXPERIMENT].set_index("model").loc[MODELS]
     energy = np.array(ENERGY)  # seed noise averages out exactly
