@@ -632,9 +632,11 @@ def paired_long(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str) -> 
 
 
 def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str = "test_acc",
-                         tests: pd.DataFrame | None = None) -> dict:
+                         tests: pd.DataFrame | None = None, min_pairs: int = 2) -> dict:
     """Keyword arguments of :func:`pepr_utils.plots.paired_violins`: a wide table (one row per model, two
-    columns per comparison), the column pairs, their labels, panel titles and the Wilcoxon p-values."""
+    columns per comparison), the column pairs, their labels, panel titles and the Wilcoxon p-values.
+    Comparisons with fewer than ``min_pairs`` pairs get no panel (a violin of one point says nothing;
+    the tests table still lists them)."""
     columns: dict[str, pd.Series] = {}
     pairs, labels, titles, pvalues = [], [], [], []
     p_of = {}
@@ -643,7 +645,7 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
         p_of = dict(zip(sel["comparison"], sel["wilcoxon_p"], strict=True))
     for i, (_, comp) in enumerate(comparisons.iterrows()):
         p = paired_values(scored, comp["a"], comp["b"], value).set_index("model")
-        if not len(p):
+        if len(p) < max(1, min_pairs):
             continue
         a, b = f"{i}:a", f"{i}:b"
         columns[a], columns[b] = p["a"], p["b"]
@@ -652,7 +654,8 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
         titles.append(comp["comparison"].split(" (", 1)[-1].rstrip(")"))
         pvalues.append(p_of.get(comp["comparison"]))
     if not pairs:
-        raise PeprError("no paired experiments (pretrained vs scratch, or two training fractions) share models")
+        raise PeprError(f"no paired experiments (pretrained vs scratch, or two training fractions) share "
+                        f"{max(1, min_pairs)} or more models")
     wide = pd.concat(columns, axis=1).sort_index()  # rows: models (pooled panels: model @ experiment)
     ylabel = {"test_acc": "test accuracy", "test_auc": "test AUC"}.get(value, value)
     return {"wide": wide, "pairs": pairs, "labels": labels, "titles": titles,

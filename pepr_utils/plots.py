@@ -242,6 +242,7 @@ def paired_violins(
     ylabel: str = "test accuracy",
     connect: bool = True,
     panel_size: tuple[float, float] = (3.4, 4.0),
+    col_wrap: int = 4,
 ) -> Figure:
     """Side-by-side violins for paired samples, one panel per ``(column_a, column_b)`` pair.
 
@@ -252,7 +253,7 @@ def paired_violins(
     """
     for a, b in pairs:
         _require(wide, a, b)
-    fig, axes = _grid(len(pairs), len(pairs), panel_size, sharey=True, sharex=False)
+    fig, axes = _grid(len(pairs), col_wrap, panel_size, sharey=True, sharex=False)
     cmap = plt.get_cmap("tab10")
     top_limit = -np.inf
     for i, (ax, (a, b)) in enumerate(zip(axes, pairs, strict=True)):

@@ -182,7 +182,8 @@ def test_comparisons_in_several_contexts_are_also_pooled():
     row = questions[questions["where"] == pooled["comparison"]].iloc[0]
     assert row["answer"] == "yes" and "6 model-experiment pairs" in row["evidence"]
     violins = an.paired_violin_inputs(scored, comps, "test_acc", tests.reset_index())
-    assert len(violins["pairs"]) == 7 and violins["wide"].shape == (7, 14)  # "a" in the per-dataset panels, 6 pooled units
+    assert len(violins["pairs"]) == 1 and violins["wide"].shape == (6, 2)  # one-pair comparisons get no panel
+    assert len(an.paired_violin_inputs(scored, comps, "test_acc", min_pairs=1)["pairs"]) == 7
 
 
 def test_planted_ranking_matches_hand_computed_pepr(scored):
