@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .allocator import MALLOC_ENV
 from .errors import PeprError
 from .grid_spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
 
@@ -43,11 +44,6 @@ DONE = ("ok", "incompatible")  # statuses never redone (a run is deterministic i
 MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
 TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-#: glibc malloc settings for the notebook's kernel: keep freed tensor memory for reuse instead of
-#: returning it to the OS and page-faulting it back on the next batch. Measured on a 1-epoch CPU run
-#: (mobilenetv2_050, PneumoniaMNIST 28 px, 1 thread): page faults 2.2M -> 0.4M, training CPU time
-#: 15.8 s -> 10.1 s. Set the variables yourself to override; other C libraries ignore them.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(512 * 2**20)}
 
 
 def notebooks_dir() -> Path:

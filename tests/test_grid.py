@@ -21,9 +21,10 @@ import psutil
 import pytest
 import yaml
 
+from pepr_utils.allocator import MALLOC_ENV
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
-from pepr_utils.grid import MALLOC_ENV, collect_grid, grid_states, grid_status, run_grid, schedule_order
+from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
 from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
 from pepr_utils.records import read_record, run_id
 
