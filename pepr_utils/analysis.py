@@ -663,13 +663,15 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
 
 
 def add_model_type(table: pd.DataFrame) -> pd.DataFrame:
-    """Add the catalogue's ``type`` (CNN / Other) and ``efficient`` flag when the catalogue knows the model,
-    as the paper colours its figures by them; unknown models get ``type = "unlisted"``."""
+    """Add the catalogues' ``type`` (CNN / Other) and ``efficient`` flag when a catalogue knows the model
+    (the paper's first, then the others shipped), as the paper colours its figures by them; unknown models
+    get ``type = "unlisted"``."""
     out = table.copy()
     try:
-        from .models import load_catalogue
+        from .models import catalogue_names, load_catalogue
 
-        cat = load_catalogue()
+        names = sorted(catalogue_names(), key=lambda n: n != "paper131")
+        cat = pd.concat([load_catalogue(n) for n in names], ignore_index=True)
     except Exception:  # noqa: BLE001 - the catalogue is optional colour, never a reason to fail a report
         return out
     if "model" not in cat.columns or "type" not in cat.columns:

@@ -28,6 +28,26 @@ def test_catalogue_matches_the_papers_model_list(reference_dir):
     assert set(cat["type"]) == {"CNN", "Other"}
 
 
+def test_models_beyond_the_paper_are_catalogued_too():
+    """Every model a shipped grid names is in a catalogue, so reports label it (CNN/Other, efficient)."""
+    import yaml
+
+    from pepr_utils.analysis import add_model_type
+
+    assert models.catalogue_names() == ["beyond_paper", "paper131"]
+    extra = models.load_catalogue("beyond_paper")
+    assert not set(extra["model"]) & set(models.catalogue_models())  # no model in two catalogues
+    listed = {m for name in models.catalogue_names() for m in models.catalogue_models(name)}
+    quick = yaml.safe_load((models.CATALOGUE_DIR.parent / "grids" / "quick.yaml").read_text())
+    assert set(quick["axes"]["model"]) <= listed
+    typed = add_model_type(pd.DataFrame({"model": ["tf_efficientnet_lite0", "resnet18d", "not_a_model"]}))
+    assert typed["type"].tolist() == ["CNN", "CNN", "unlisted"]
+    assert typed["efficient"].tolist()[:2] == [True, False]
+    lite0 = extra.set_index("model").loc["tf_efficientnet_lite0"]
+    imagenet_config = models.create_model("tf_efficientnet_lite0", 1000, 3)
+    assert lite0["paper_num_params"] == sum(p.numel() for p in imagenet_config.parameters())
+
+
 def test_unknown_catalogue_names_the_available_ones():
     with pytest.raises(PeprError, match="paper131"):
         models.load_catalogue("paper999")
