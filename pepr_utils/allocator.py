@@ -4,9 +4,9 @@ PyTorch frees and re-allocates the same large activation buffers every batch. gl
 its mmap threshold back to the OS at once, so each batch page-faults them in again: about a million
 minor page faults per epoch of resnet18d on half of PneumoniaMNIST at 28 px (1 thread). Raising the
 mmap and trim thresholds keeps the memory in the process: page faults fall to ~60 thousand and training
-CPU time by 8-36% (resnet18d, mobilenetv2_050) on this project's 2-core machine. The grid passes the settings to each kernel as environment
-variables (in effect from process start); a notebook run outside the grid applies them with ``mallopt``
-when its experiment is prepared. A user's own ``MALLOC_*`` variables always win; other C libraries
+CPU time by 8-36% (resnet18d, mobilenetv2_050) on this project's 2-core machine. The grid passes the
+settings to each kernel as environment variables (in effect from process start); a notebook run outside
+the grid applies them with ``mallopt`` when its experiment is prepared. A user's own ``MALLOC_*`` variables always win; other C libraries
 (musl, macOS) are left alone.
 """
 

@@ -465,7 +465,7 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
         shared = len(models[a] & models[b])
         if shared:
             rows.append({"comparison": f"{label_a} vs {label_b} ({context})", "kind": kind, "a": a, "b": b,
-                         "label_a": label_a, "label_b": label_b, "n_pairs": shared})
+                         "label_a": label_a, "label_b": label_b, "n_pairs": shared, "pooled": False})
 
     for a, ea in exps.iterrows():
         for b, eb in exps.iterrows():
@@ -492,8 +492,7 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
             rows.append({"comparison": f"{label_a} vs {label_b} (pooled over {len(g)} comparisons)", "kind": kind,
                          "a": POOL_SEP.join(g["a"]), "b": POOL_SEP.join(g["b"]), "label_a": label_a,
                          "label_b": label_b, "n_pairs": int(g["n_pairs"].sum()), "pooled": True})
-    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled"]
-                        ).fillna({"pooled": False}).astype({"pooled": bool})
+    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled"])
 
 
 #: joins the experiments of a pooled comparison in its ``a`` and ``b`` fields (never in an experiment name)
@@ -663,15 +662,13 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
 
 
 def add_model_type(table: pd.DataFrame) -> pd.DataFrame:
-    """Add the catalogues' ``type`` (CNN / Other) and ``efficient`` flag when a catalogue knows the model
-    (the paper's first, then the others shipped), as the paper colours its figures by them; unknown models
-    get ``type = "unlisted"``."""
+    """Add the catalogues' ``type`` (CNN / Other) and ``efficient`` flag when a shipped catalogue knows the
+    model, as the paper colours its figures by them; unknown models get ``type = "unlisted"``."""
     out = table.copy()
     try:
         from .models import catalogue_names, load_catalogue
 
-        names = sorted(catalogue_names(), key=lambda n: n != "paper131")
-        cat = pd.concat([load_catalogue(n) for n in names], ignore_index=True)
+        cat = pd.concat([load_catalogue(n) for n in catalogue_names()], ignore_index=True)
     except Exception:  # noqa: BLE001 - the catalogue is optional colour, never a reason to fail a report
         return out
     if "model" not in cat.columns or "type" not in cat.columns:
