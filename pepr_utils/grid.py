@@ -47,10 +47,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def notebooks_dir() -> Path:
-    """The repository's ``notebooks/`` folder (the package is installed from a checkout)."""
-    import pepr_utils
+    """The study's notebooks, shipped as package data (a checkout's ``notebooks/`` or the installed copy)."""
+    from .settings import shipped
 
-    return Path(pepr_utils.__file__).resolve().parents[1] / "notebooks"
+    return shipped("notebooks")
 
 
 def grid_dir(grid: Grid, output_dir: str | os.PathLike | None = None) -> Path:
@@ -82,6 +82,21 @@ def grid_states(grid: Grid, output_dir: str | os.PathLike | None = None) -> list
     return states
 
 
+def unreadable_record(result: Path) -> str | None:
+    """Why ``result`` exists but cannot be used as a record (truncated, not JSON, no status), else None."""
+    if not result.exists():
+        return None
+    try:
+        record = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    if record.get("status") not in ("ok", "failed", "incompatible"):
+        return f"status {record.get('status')!r} is not ok, failed or incompatible"
+    return None
+
+
 def _read_status(result: Path) -> dict | None:
     """The record's status and error, or None when there is no readable record (the run is redone)."""
     try:
@@ -101,6 +116,7 @@ class GridStatus:
     failed: list[RunState]
     stale: list[str]  # run folders not (or no longer) part of this grid
     partial: list[str]  # half-written folders left by a killed runner (ignored, cleaned on the next run)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (result.json path, why): counted pending
 
     def lines(self) -> list[str]:
         c = self.counts
@@ -115,6 +131,8 @@ class GridStatus:
             out.append(f"  {len(self.stale)} run folder(s) not in this grid (kept, not collected)")
         if self.partial:
             out.append(f"  {len(self.partial)} half-written folder(s) from an interrupted run (ignored)")
+        for path, why in self.unreadable:
+            out.append(f"  unreadable record {path} ({why}): counted as pending; the next `pepr grid run` redoes it")
         return out
 
 
@@ -129,8 +147,10 @@ def grid_status(grid: Grid, output_dir: str | os.PathLike | None = None) -> Grid
                 partial.append(entry.name)
             elif entry.is_dir() and entry.name not in ids:
                 stale.append(entry.name)
+    unreadable = [(str(s.path / "result.json"), why) for s in states if s.state == "pending" and s.path
+                  and (why := unreadable_record(s.path / "result.json"))]
     return GridStatus(grid.name, grid_dir(grid, output_dir), dict(Counter(s.state for s in states)),
-                      [s for s in states if s.state == "failed"], stale, partial)
+                      [s for s in states if s.state == "failed"], stale, partial, unreadable)
 
 
 def collect_grid(grid: Grid, output_dir: str | os.PathLike | None = None,
@@ -163,10 +183,11 @@ class GridReport:
     wall_s: float = 0.0
     workers: int = 0
     threads_per_run: int | None = None
+    failed_before: list[str] = field(default_factory=list)  # run ids recorded failed earlier and not redone now
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.failed_before
 
 
 def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any = None,
@@ -183,6 +204,8 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
     """
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
+    if isinstance(scheduler, str):
+        scheduler = check_scheduler_address(scheduler)
     if timeout_s is not None and not timeout_s > 0:
         raise PeprError(f"--timeout {timeout_s!r} must be a positive number of seconds")
     if scheduler is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -192,7 +215,11 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
     redo = DONE if retry_failed else DONE + ("failed",)
     todo = [s.run for s in states if s.state not in redo]
     report = GridReport(grid.name, directory, len(states), len(states) - len(todo), len(todo))
-    if dry_run or not todo:
+    report.failed_before = [s.run.run_id for s in states if s.state == "failed" and not retry_failed]
+    if dry_run:
+        return report
+    clean_leftovers(grid)
+    if not todo:
         return report
 
     cores = _cores()
@@ -334,6 +361,22 @@ def _notebook_bytes(notebook: str) -> bytes:
     return path.read_bytes()
 
 
+_SCHEDULER_ADDRESS = re.compile(r"^(?:(?P<proto>[a-z][a-z0-9+]*)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)"
+                                r":(?P<port>[0-9]{1,5})/?$")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it reads as a Dask scheduler address (``tcp://host:8786``, ``host:8786``), else a
+    one-line PeprError; checked before the grid folder is touched."""
+    text = str(address).strip()
+    m = _SCHEDULER_ADDRESS.match(text)
+    ok = m is not None and 0 < int(m["port"]) < 65536 and (m["proto"] or "tcp") in ("tcp", "tls", "ucx", "ws", "wss")
+    if not ok:
+        raise PeprError(f"--scheduler {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT "
+                        "such as tcp://10.0.0.5:8786 (protocols tcp, tls, ucx, ws, wss; port 1-65535)")
+    return text
+
+
 def _client(workers: int, scheduler: Any):
     """A Dask client and how to close it: an existing cluster, or a LocalCluster of processes."""
     import logging
@@ -348,7 +391,7 @@ def _client(workers: int, scheduler: Any):
     if scheduler:
         try:
             client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise PeprError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
                             "expected an address such as tcp://host:8786") from exc
         return client, client.close
@@ -377,8 +420,28 @@ def _cores() -> int:
 
 @contextmanager
 def _grid_lock(directory: Path):
-    """One runner per grid folder at a time (the lock goes away with the process, even on kill -9)."""
+    """One runner per grid folder at a time (the lock goes away with the process, even on kill -9).
+
+    A grid folder this call created is removed again if nothing but the lock ended up in it (an
+    unreachable scheduler, say), so a run that did nothing leaves nothing behind.
+    """
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with _lock_file(directory):
+            yield
+    finally:
+        if created:
+            try:
+                if [p.name for p in directory.iterdir()] == [".lock"]:
+                    (directory / ".lock").unlink()
+                    directory.rmdir()
+            except OSError:
+                pass
+
+
+@contextmanager
+def _lock_file(directory: Path):
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
@@ -402,6 +465,52 @@ def _clean_partial(runs_dir: Path) -> None:
         for entry in runs_dir.iterdir():
             if entry.name.startswith(".") and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+TEMP_PREFIX = "pepr-run-"  # a run's private folder on its worker: <tmp>/pepr-run-<run_id>-<random>
+
+
+def clean_leftovers(grid: Grid, tmp_root: str | os.PathLike | None = None, min_age_s: float = 60.0) -> list[Path]:
+    """Remove the temporary run folders (and the kernel connection files inside them) that killed or
+    timed-out runs of ``grid`` left in ``$TMPDIR`` on this machine; return what was removed.
+
+    Only folders of this grid's run ids are touched, and never one still in use: its runner (named in
+    its ``job.json``) alive, a process working in it, or (without a ``job.json``) younger than ``min_age_s``.
+    """
+    import psutil
+
+    root = Path(tmp_root or tempfile.gettempdir())
+    ids = {r.run_id for r in grid.runs}
+    candidates = [p for p in root.glob(f"{TEMP_PREFIX}*")
+                  if p.is_dir() and not p.is_symlink() and p.name[len(TEMP_PREFIX):].rsplit("-", 1)[0] in ids]
+    if not candidates:
+        return []
+    busy = set()
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd")
+        for p in candidates:
+            if cwd and (cwd == str(p) or cwd.startswith(str(p) + os.sep)):
+                busy.add(p)
+    removed = []
+    for p in candidates:
+        if p in busy:
+            continue
+        try:
+            job = json.loads((p / "job.json").read_text(encoding="utf-8"))
+            runner = job.get("runner_pid") if isinstance(job, dict) else None
+        except (OSError, ValueError):
+            job, runner = None, None
+        try:
+            if job is None and time.time() - p.stat().st_mtime < min_age_s:
+                continue  # being set up right now
+        except OSError:
+            continue
+        if isinstance(runner, int) and runner != os.getpid() and psutil.pid_exists(runner):
+            continue  # another runner (another grid with this run) is still using it
+        shutil.rmtree(p, ignore_errors=True)
+        if not p.exists():
+            removed.append(p)
+    return removed
 
 
 def _now() -> str:
@@ -439,6 +548,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
                 env[var] = str(task["threads"])
         env["PEPR_GRID_RUN_ID"] = task["run_id"]
+        env["JUPYTER_RUNTIME_DIR"] = str(tmp / "runtime")  # kernel connection files go with the run's folder
         env.setdefault("MPLBACKEND", "Agg")
         for var, value in MALLOC_ENV.items():
             env.setdefault(var, value)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .errors import PeprError
 
 #: Parameters that decide a run's result: hashed into ``run_id`` and stored in the record's ``params``.
@@ -40,7 +41,7 @@ RECORD_PARAMS = ("model", "dataset", "size", "fraction", "pretrained", "weights"
 EXTRA_PARAMS = ("country_iso_code", "data_dir", "weights_dir")
 
 #: What a grid gets for anything it leaves out: the paper's recipe, as data (parameters/defaults.yaml).
-DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "parameters" / "defaults.yaml"
+DEFAULTS_FILE = settings.shipped("parameters", "defaults.yaml")  # package data: a checkout or an installed wheel
 DEFAULT_KEYS = ("size", "fraction", "weights", "mode", "epochs", "batch_size", "lr", "seed", "device",
                 "country_iso_code", "data_dir", "weights_dir")
 SETTABLE = DEFAULT_KEYS + ("model", "dataset", "pretrained")
@@ -94,13 +95,28 @@ class Grid:
 
 
 # --------------------------------------------------------------------------- loading
+def shipped_grids() -> list[str]:
+    """Names of the grids shipped with the package (``smoke``, ``quick``, ``paper``, ...)."""
+    return sorted(p.stem for p in settings.shipped("parameters", "grids").glob("*.yaml"))
+
+
+def grid_file(grid: str | Path) -> Path:
+    """A grid argument as a file: a YAML path (wins when it exists) or the name of a shipped grid."""
+    path = Path(grid)
+    if path.is_file():
+        return path
+    shipped = settings.shipped("parameters", "grids", f"{path.name}.yaml")
+    if path.name == str(grid) and path.suffix == "" and shipped.is_file():
+        return shipped
+    raise PeprError(f"grid {str(grid)!r} not found: give a YAML file (e.g. parameters/grids/quick.yaml) or the "
+                    f"name of a shipped grid ({', '.join(shipped_grids())})")
+
+
 def load_grid(path: str | Path, *, check_names: bool = True) -> Grid:
     """Read, expand and validate a grid file; one PeprError lists every problem found."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise PeprError(f"grid file {str(path)!r} not found; expected a YAML file such as parameters/grids/quick.yaml")
+    path = grid_file(path)
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -442,13 +458,12 @@ _CATALOGUED: set[str] | None = None
 def _catalogued_models() -> set[str]:
     global _CATALOGUED
     if _CATALOGUED is None:
-        import pepr_utils
 
         names: set[str] = set()
         try:
             from .models import catalogue_models
 
-            for f in sorted((Path(pepr_utils.__file__).parents[1] / "parameters" / "models").glob("*.yaml")):
+            for f in sorted(settings.shipped("parameters", "models").glob("*.yaml")):
                 names.update(catalogue_models(f.stem))
         except (ImportError, PeprError):
             pass

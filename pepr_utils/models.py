@@ -36,7 +36,7 @@ from .fileio import atomic_write_json
 if TYPE_CHECKING:  # torch and timm are imported where they are used, so `pepr --help` stays fast
     import torch
 
-CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "parameters" / "models"
+CATALOGUE_DIR = settings.shipped("parameters", "models")  # package data (importlib.resources), checkout or wheel
 CATALOGUE_COLUMNS = ("model", "type", "efficient", "paper_num_params", "link", "timm_name", "timm_note")
 MODEL_TYPES = ("CNN", "Other")
 TRAINABLE_MODES = ("full", "linear")
@@ -456,7 +456,12 @@ def _read_checkpoint(path: Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        sd: Any = load_file(str(path), device="cpu")
+        try:
+            sd: Any = load_file(str(path), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError: not a safetensors file, truncated
+            raise PeprError(f"cannot read checkpoint {path} as a safetensors file ({_error_line(exc)}); "
+                            "expected a file written by safetensors.torch.save_file, or a .pt/.pth "
+                            "state dict") from exc
     else:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)

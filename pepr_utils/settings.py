@@ -11,6 +11,19 @@ import os
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
+SHIPPED_GRIDS = ("smoke", "quick", "paper")
+
+
+def shipped(*parts: str) -> Path:
+    """A file or folder shipped with the package: ``shipped("parameters", "grids")``, ``shipped("notebooks")``.
+
+    Found with ``importlib.resources``, so it works from a checkout (``pepr_utils/parameters`` and
+    ``pepr_utils/notebooks`` are symlinks to the repository's ``parameters/`` and ``notebooks/``) and from
+    an installed wheel (the build copies the files in as package data) alike.
+    """
+    from importlib.resources import files
+
+    return Path(str(files("pepr_utils").joinpath(*parts)))
 
 
 def _path_setting(explicit: str | os.PathLike | None, env: str, default: str | os.PathLike | None) -> Path | None:
