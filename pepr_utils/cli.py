@@ -1,7 +1,10 @@
 """The ``pepr`` command: score, data, models, grid and report.
 
 Each subcommand is a thin wrapper over a library function. Problems the user can fix raise
-:class:`~pepr_utils.errors.PeprError`, printed here as one line with exit status 2.
+:class:`~pepr_utils.errors.PeprError`, printed here as one line with exit status 2. So are bad
+command lines (argparse's usage block is replaced by one line and a pointer to ``--help``) and
+environment problems such as a read-only output folder (an ``OSError`` naming the path): the CLI
+never prints a raw traceback for a user's mistake.
 """
 
 from __future__ import annotations
@@ -14,6 +17,21 @@ from .errors import PeprError
 
 
 # --------------------------------------------------------------------------- score
+def check_output_file(path: str | Path, option: str = "-o") -> Path:
+    """An output file path that can be written: not a folder, its parent a folder (or creatable)."""
+    out = Path(path).expanduser()
+    if str(path).strip() == "":
+        raise PeprError(f"{option} is empty; expected a file path such as scored.csv")
+    if out.is_dir():
+        raise PeprError(f"{option} {str(path)!r} is a folder; expected a file path such as {out / 'scored.csv'}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PeprError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+            break
+    return out
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -23,6 +41,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     src = Path(args.input)
     if not src.is_file():
         raise PeprError(f"input file {str(src)!r} not found; expected a CSV file with a performance and resource columns")
+    out = check_output_file(args.output)
+    try:
+        perf_scale = float(args.perf_scale)
+    except ValueError:
+        raise PeprError(f"--perf-scale {args.perf_scale!r} is not a number; expected e.g. 100 for percentages") from None
     try:
         df = pd.read_csv(src)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -30,8 +53,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     resources = parse_pairs(args.resource, "--resource")
     reference = parse_pairs(args.reference, "--reference", float)
     group = args.group if args.group else None
-    scored = pepr(df, args.perf, resources, group=group, reference=reference)
-    with atomic_path(args.output) as tmp:
+    scored = pepr(df, args.perf, resources, group=group, reference=reference, perf_scale=perf_scale)
+    with atomic_path(out) as tmp:
         scored.to_csv(tmp, index=False)
     print(f"wrote {args.output} ({len(scored)} rows; columns added: "
           + ", ".join(c for r in resources for c in (f"{r}_n", f"pepr_{r}")) + ")")
@@ -43,8 +66,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
                        description="PePR_R = P / (1 + R_n), R_n min-max normalised within each group "
                                    "(or R / R_ref with --reference).")
     p.add_argument("input", help="CSV file with one row per model (and experiment)")
-    p.add_argument("--perf", required=True, help="performance column, e.g. test_acc")
-    p.add_argument("--resource", action="append", required=True, metavar="NAME=COL",
+    p.add_argument("--perf", required=True, help="performance column, e.g. test_acc (values in [0, 1])")
+    p.add_argument("--perf-scale", default="1", metavar="S",
+                   help="divide the performance column by S first, e.g. 100 when it holds percentages (default 1)")
+    p.add_argument("-r", "--resource", action="append", required=True, metavar="NAME=COL",
                    help="a resource and its column, e.g. e=energy_kwh (repeatable)")
     p.add_argument("--group", action="append", metavar="COL",
                    help="column(s) defining one experiment for min-max normalisation (repeatable)")
@@ -55,8 +80,19 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported as one line (and where to look) instead of a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pepr", description="Performance per resource of medical-image classifiers.")
+    from . import __version__
+
+    parser = _Parser(prog="pepr", description="Performance per resource of medical-image classifiers.")
+    parser.add_argument("--version", action="version", version=f"pepr {__version__}",
+                        help="print the version of pepr_utils and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_score(sub)
     for add in _EXTRA_COMMANDS:
@@ -88,11 +124,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PeprError as exc:
-        print(f"pepr {args.command}: error: {exc}", file=sys.stderr)
+        print(f"pepr {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the environment, not a bug: a read-only folder, a full disk, a path that is a folder
+        print(f"pepr {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pepr {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot write '/x/y': Permission denied`` style: the path and the reason, one line."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return _one_line(f"{reason}: {exc}")
+    where = f"{str(exc.filename)!r}" + (f" -> {str(exc.filename2)!r}" if exc.filename2 else "")
+    hint = {"PermissionError": "; choose a folder you can write to (e.g. --output-dir, -o, PEPR_OUTPUT_DIR)",
+            "IsADirectoryError": "; expected a file path, not a folder",
+            "NotADirectoryError": "; a part of that path is a file, not a folder"}.get(type(exc).__name__, "")
+    return _one_line(f"{reason}: {where}{hint}")
 
 
 if __name__ == "__main__":

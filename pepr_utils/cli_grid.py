@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _load(args: argparse.Namespace):
@@ -12,17 +13,24 @@ def _load(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .grid import grid_states, run_grid
+    from .grid import check_scheduler_address, grid_states, run_grid
 
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler)  # before the grid folder is touched, dry run or not
     grid = _load(args)
     if args.dry_run:
         _print_plan(grid, grid_states(grid, args.output_dir), args.retry_failed)
         return 0
     report = run_grid(grid, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
                       timeout_s=args.timeout, output_dir=args.output_dir, progress=not args.no_progress)
+    before = report.failed_before
     if report.to_run == 0:
-        print(f"grid {grid.name}: all {report.total} runs already done ({report.directory}); "
-              "nothing to run" + ("" if args.retry_failed else " (failed runs are redone with --retry-failed)"))
+        if before:
+            print(f"grid {grid.name}: nothing run; {len(before)} of {report.total} runs are recorded failed and "
+                  f"were not redone ({report.directory}). `pepr grid status` shows why; rerun with "
+                  "--retry-failed to redo them", file=sys.stderr)
+            return 1
+        print(f"grid {grid.name}: all {report.total} runs already done ({report.directory}); nothing to run")
         return 0
     c = report.counts
     print(f"grid {grid.name}: ran {report.to_run} runs in {report.wall_s:.0f} s: {c['ok']} ok, "
@@ -30,9 +38,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"outputs in {report.directory / 'runs'}")
     for run_id, reason in report.failed:
         print(f"  failed {run_id}: {reason[:200]}")
-    if report.failed:
+    if before:
+        print(f"  {len(before)} run(s) recorded failed earlier were not redone")
+    if report.failed or before:
         print("  (`pepr grid status` shows the reasons; rerun with --retry-failed to redo them)")
-    return 1 if report.failed else 0
+    return 1 if report.failed or before else 0
 
 
 def _print_plan(grid, states, retry_failed: bool) -> None:

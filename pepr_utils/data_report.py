@@ -20,7 +20,8 @@ import pandas as pd
 
 from . import __version__
 from .datasets import SPLITS, MedicalDataset, check_fraction, fraction_indices, load_dataset
-from .fileio import atomic_path, atomic_write_json
+from .errors import PeprError
+from .fileio import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json
 from .settings import output_dir
 
 SPLIT_TABLE_FILE = "split_table.csv"
@@ -220,19 +221,37 @@ def prepare(dataset: str, size: int = 28, fractions: float | Sequence[float] = (
             data_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
             cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
             progress: bool = True) -> Prepared:
-    """Notebook 01 as one call: load, count, sample grid, pixel stats, manifest, all written to ``out_dir``."""
+    """Notebook 01 as one call: load, count, sample grid, pixel stats, manifest, all written to ``out_dir``.
+
+    Everything is computed before anything is written, and written all or nothing: a new ``out_dir``
+    appears in one rename; in an existing one the files are replaced one by one, ``manifest.json`` last
+    (a folder without a manifest, or with an older one, was never completed by this call).
+    """
+    import io
+
     import matplotlib.pyplot as plt
 
     fractions = check_fractions(fractions)
     ds = load_dataset(dataset, size, data_dir=data_dir, cache_dir=cache_dir, offline=offline, progress=progress)
-    out = resolve_out_dir(out_dir, dataset, size)
+    out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(dataset, size)
+    if out.exists() and not out.is_dir():
+        raise PeprError(f"--out-dir {str(out)!r} is a file; expected a folder")
     table = split_table(ds, fractions, seed)
-    save_table(table, out / SPLIT_TABLE_FILE)
     fig = sample_grid(ds, seed=seed)
-    save_figure(fig, out / SAMPLES_FILE)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     stats = pixel_stats(ds)
-    save_table(stats, out / PIXEL_STATS_FILE)
     manifest = build_manifest(ds, fractions, seed, files=[SPLIT_TABLE_FILE, SAMPLES_FILE, PIXEL_STATS_FILE])
-    write_manifest(out, manifest)
+    files = {SPLIT_TABLE_FILE: table.to_csv(index=False).encode(), SAMPLES_FILE: png.getvalue(),
+             PIXEL_STATS_FILE: stats.to_csv(index=False).encode()}
+    if out.is_dir():
+        for name, data in files.items():
+            atomic_write_bytes(out / name, data)
+        write_manifest(out, manifest)
+    else:
+        with atomic_dir(out) as tmp:
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+            write_manifest(tmp, manifest)
     return Prepared(ds, table, stats, manifest, out)

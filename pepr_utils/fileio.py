@@ -66,9 +66,15 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds.
 
     A reader never sees a half-filled folder under the final name: the old folder (if any) is moved
-    aside, the new one renamed in, then the old one deleted.
+    aside, the new one renamed in, then the old one deleted. A ``target`` that exists but is not a
+    folder is never replaced (PeprError, before anything is written). Callers that replace a folder
+    they did not write must check first (see ``report.check_report_dir``).
     """
+    from .errors import PeprError
+
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise PeprError(f"{str(target)!r} exists and is not a folder; refusing to replace it (choose another path)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -484,6 +484,45 @@ def default_report_dir(results: str | os.PathLike | Sequence[str | os.PathLike])
     return root / (study.name or "study") / "report"
 
 
+#: Files a report writes besides those its manifest lists (the manifest itself, and what is added after it).
+_REPORT_OWN = ("manifest.json", NOTEBOOK_NAME, HTML_NAME, "summary.md")
+
+
+def check_report_dir(out: str | os.PathLike) -> Path:
+    """``out`` if a report may be written there: a new or empty folder, or a previous pepr report.
+
+    A report replaces its folder in one rename, so it must never be pointed at a folder holding
+    anything it did not write: a folder counts as a previous report only when its ``manifest.json``
+    (written by every report) lists the files in it. A file, or any other non-empty folder, is a
+    PeprError naming the path and the first foreign file; nothing is touched.
+    """
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise PeprError(f"report folder {str(out)!r} is a file; pass -o a new or empty folder, "
+                        "or a previous report's folder")
+    if not out.is_dir():
+        return out
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
+    if not files:
+        return out
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        listed = {str(e["path"]) for e in manifest["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PeprError(f"report folder {str(out)!r} holds {files[0]!r}"
+                        + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "")
+                        + " but no readable manifest.json, so it is not a previous pepr report; pass -o a new or "
+                        "empty folder so nothing of yours is replaced") from None
+    tolerated = (".png", ".pdf", ".csv", ".md")
+    foreign = [f for f in files if f not in listed and f not in _REPORT_OWN
+               and not (f.split("/")[0] in ("figures", "tables") and f.endswith(tolerated))]
+    if foreign:
+        raise PeprError(f"report folder {str(out)!r} holds {foreign[0]!r}, which no pepr report wrote"
+                        + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else "")
+                        + "; pass -o a new or empty folder so nothing of yours is replaced")
+    return out
+
+
 def build_report(
     results: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
@@ -515,6 +554,7 @@ def build_report(
 
     items = [results] if isinstance(results, (str, os.PathLike)) else list(results)
     paths = [str(Path(p).expanduser().resolve()) for p in items]
+    out = check_report_dir(Path(out_dir).expanduser() if out_dir else default_report_dir(paths))  # before any work
     runs = load_results(paths)  # fail fast, with one-line errors, before starting a kernel
     ok, _ = split_runs(runs)
     require_scorable(runs, ok, available_resources(ok))
@@ -522,7 +562,6 @@ def build_report(
     parse_reference(reference)
     if int(top_k) < 1 or int(n_boot) < 1:
         raise PeprError(f"top_k and n_boot must be positive integers, got {top_k!r} and {n_boot!r}")
-    out = Path(out_dir).expanduser() if out_dir else default_report_dir(paths)
     source = notebook_path()
     params = {"results": paths if len(paths) > 1 else paths[0], "out_dir": ".", "budget": dict(budget or {}),
               "reference": dict(reference or {}), "top_k": int(top_k), "n_boot": int(n_boot), "seed": int(seed)}

@@ -14,7 +14,9 @@ Edge cases, all deliberate:
 * a group of one model, or a group whose resources are all equal: ``R_n = 0``, PePR equals P;
 * a missing P or resource (NaN): that row's R_n and PePR are NaN, never a silent 0; the other rows
   are normalised over the values present;
-* a negative or non-numeric P or resource, or a non-positive reference: :class:`PeprError`.
+* a negative, infinite or non-numeric P or resource, a P above 1 (accuracy given in percent: pass
+  ``perf_scale=100``), or a non-positive reference: :class:`PeprError`. An infinite resource would
+  make every other model's R_n 0 and rank the infinite one first, so it is refused, never scored.
 """
 
 from __future__ import annotations
@@ -43,11 +45,29 @@ def _numeric(df: pd.DataFrame, col: str, role: str) -> pd.Series:
     if len(bad):
         raise PeprError(f"{role} column {col!r} has non-numeric values (e.g. {bad.iloc[0]!r} in row {bad.index[0]}); "
                         "only numbers or empty cells (missing) are accepted")
+    values = values.astype(float)
+    infinite = values[np.isinf(values)]
+    if len(infinite):
+        raise PeprError(f"{role} column {col!r} has infinite values (e.g. {infinite.iloc[0]} in row {infinite.index[0]}); "
+                        "only finite numbers or empty cells (missing) are accepted")
     negative = values[values < 0]
     if len(negative):
         raise PeprError(f"{role} column {col!r} has negative values (e.g. {negative.iloc[0]} in row {negative.index[0]}); "
                         "resources and performance must be >= 0")
-    return values.astype(float)
+    return values
+
+
+def _performance(df: pd.DataFrame, col: str, scale: float) -> pd.Series:
+    """P in [0, 1]: the column divided by ``scale`` (100 for percentages), checked."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
+        raise PeprError(f"performance scale {scale!r} must be a positive number (e.g. 100 for percentages)")
+    p = _numeric(df, col, "performance") / float(scale)
+    above = p[p > 1]
+    if len(above):
+        hint = " (given in percent? pass --perf-scale 100)" if float(above.max()) <= 100 else ""
+        raise PeprError(f"performance column {col!r} has values above 1 after dividing by {scale:g} (e.g. "
+                        f"{above.iloc[0] * scale:g} in row {above.index[0]}); P must lie in [0, 1]{hint}")
+    return p
 
 
 def minmax_normalise(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:
@@ -70,16 +90,19 @@ def pepr(
     group: str | list[str] | None = None,
     reference: Mapping[str, float] | None = None,
     prefix: str = "pepr_",
+    perf_scale: float = 1.0,
 ) -> pd.DataFrame:
     """Return a copy of ``df`` with ``<name>_n`` and ``<prefix><name>`` for each resource.
 
     ``resources`` maps a short name (``e``, ``energy``...) to the column holding that resource.
     ``group`` names the column(s) that define one experiment for min-max normalisation; ``reference``
     maps resource names to fixed ``R_ref`` values and switches those resources to ``R / R_ref``.
+    ``perf_scale`` divides the performance column first (100 when it holds percentages); P must end up
+    in [0, 1].
     """
     if not resources:
         raise PeprError("no resource given; pass at least one NAME=COLUMN pair")
-    p = _numeric(df, perf, "performance")
+    p = _performance(df, perf, perf_scale)
     out = df.copy()
     reference = dict(reference or {})
     unknown_refs = set(reference) - set(resources)
@@ -107,12 +130,14 @@ def pepr(
 
 
 def parse_pairs(pairs: list[str], what: str, cast=str) -> dict:
-    """Parse ``NAME=VALUE`` command-line pairs, with a one-line error for a malformed one."""
+    """Parse ``NAME=VALUE`` command-line pairs, with a one-line error for a malformed or repeated one."""
     out = {}
     for item in pairs or []:
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
             raise PeprError(f"bad {what} {item!r}; expected NAME=VALUE, e.g. e=energy_kwh")
+        if name in out:
+            raise PeprError(f"{what} name {name!r} given twice ({item!r}); each NAME may appear once")
         try:
             out[name] = cast(value)
         except ValueError as exc:
