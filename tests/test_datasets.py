@@ -153,6 +153,22 @@ def test_lidc_second_load_uses_the_cache(lidc28, data_dir, session_cache, monkey
         assert np.array_equal(again.splits[k].meta["patient"], lidc28.splits[k].meta["patient"])
 
 
+def test_lidc_prepared_splits_cache_is_exact(lidc28, data_dir, session_cache, monkeypatch):
+    """The second load reads the finished splits (uncompressed) and neither the slices nor the resize cache."""
+    def no_arrays(*a, **k):
+        raise AssertionError("prepared LIDC splits not taken from the cache")
+
+    monkeypatch.setattr(datasets, "_lidc_arrays", no_arrays)
+    again = load_dataset("lidc", 28, data_dir=data_dir, cache_dir=session_cache, progress=False)
+    assert again.source == lidc28.source
+    for k in ("train", "val", "test"):
+        a, b = again.splits[k], lidc28.splits[k]
+        assert torch.equal(a.images, b.images) and a.images.dtype == b.images.dtype and a.images.is_contiguous()
+        assert torch.equal(a.labels, b.labels) and a.labels.dtype == b.labels.dtype
+        assert a.meta.keys() == b.meta.keys()
+        assert all(np.array_equal(a.meta[m], b.meta[m]) and a.meta[m].dtype == b.meta[m].dtype for m in a.meta)
+
+
 def test_resized_real_data_shapes_and_content(derma, data_dir, session_cache):
     ds64 = load_quiet("dermamnist", 64, data_dir=data_dir, cache_dir=session_cache, offline=True)
     assert tuple(ds64.splits["train"].images.shape) == (7007, 3, 64, 64)
