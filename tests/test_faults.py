@@ -1,0 +1,289 @@
+"""Issue 14, defect by defect: each test reproduces one defect found by trying bad inputs and faults
+(the number in each test's docstring), and checks what happens now. The CLI-wide table of bad inputs
+lives in test_cli_errors.py; these look at the library functions and the files left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+from test_cli_errors import run_dir, tiny_npz
+
+from pepr_utils.cli import main
+from pepr_utils.errors import PeprError
+from pepr_utils.fileio import atomic_dir
+from pepr_utils.grid import check_scheduler_address, clean_leftovers, grid_status, run_grid
+from pepr_utils.grid_spec import load_grid
+from pepr_utils.score import parse_pairs, pepr
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+# --------------------------------------------------------------------------- 1: report output folder
+def test_report_never_replaces_a_folder_or_file_it_did_not_write(tmp_path, capsys):
+    """1. `pepr report -o DIR` deleted DIR and everything in it; `-o FILE` hid the file as .FILE.old-PID."""
+    runs = run_dir(tmp_path)
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "thesis.tex").write_text("years of work")
+    (mine / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    before = tree(tmp_path)
+    for target, needle in ((mine, "holds 'sub/data.csv' and 1 more"), (notes, "is a file")):
+        assert main(["report", str(runs), "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    assert tree(tmp_path) == before  # nothing removed, nothing hidden, nothing added
+
+
+def test_a_previous_report_folder_may_be_replaced(tmp_path):
+    """1. ...but a folder whose manifest lists its files is a pepr report, and rebuilding it is allowed."""
+    from pepr_utils.report import check_report_dir
+
+    old = tmp_path / "report"
+    (old / "figures").mkdir(parents=True)
+    (old / "figures" / "a.png").write_bytes(b"png")
+    (old / "report.html").write_text("<html>")
+    (old / "manifest.json").write_text(json.dumps({"files": [{"path": "figures/a.png", "bytes": 3}]}))
+    assert check_report_dir(old) == old
+    assert check_report_dir(tmp_path / "new") == tmp_path / "new"
+    (old / "my_notes.txt").write_text("added by hand")  # not listed: the folder is no longer only ours
+    with pytest.raises(PeprError, match="my_notes.txt"):
+        check_report_dir(old)
+
+
+def test_atomic_dir_refuses_to_replace_a_file(tmp_path):
+    """1. atomic_dir moved a file aside as .NAME.old-PID and could not remove it."""
+    target = tmp_path / "results.csv"
+    target.write_text("precious")
+    with pytest.raises(PeprError, match="not a folder"), atomic_dir(target) as tmp:
+        (tmp / "x").write_text("new")
+    assert target.read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+# --------------------------------------------------------------------------- 2, 3: score
+def test_infinite_resource_is_refused():
+    """2. An inf resource made every other R_n 0 and ranked the infinite model first."""
+    df = pd.DataFrame({"acc": [0.9, 0.8, 0.7], "energy": [1.0, 2.0, np.inf]})
+    with pytest.raises(PeprError, match=r"'energy' has infinite values \(e.g. inf in row 2\)"):
+        pepr(df, "acc", {"e": "energy"})
+    with pytest.raises(PeprError, match="performance column 'acc' has infinite"):
+        pepr(df.assign(acc=[0.9, np.inf, 0.7], energy=[1.0, 2.0, 3.0]), "acc", {"e": "energy"})
+    nan = pepr(df.assign(energy=[1.0, 2.0, np.nan]), "acc", {"e": "energy"})  # NaN stays "missing", not an error
+    assert nan["e_n"].tolist()[:2] == [0.0, 1.0] and np.isnan(nan["pepr_e"].iloc[2])
+
+
+def test_performance_must_lie_in_0_1_or_be_scaled():
+    """3. Accuracy given as 80 instead of 0.80 was accepted."""
+    df = pd.DataFrame({"acc": [90.0, 80.0], "energy": [1.0, 2.0]})
+    with pytest.raises(PeprError, match=r"above 1.*90.*--perf-scale 100"):
+        pepr(df, "acc", {"e": "energy"})
+    scaled = pepr(df, "acc", {"e": "energy"}, perf_scale=100)
+    assert scaled["pepr_e"].tolist() == pytest.approx([0.9, 0.4])
+    for bad in (0, -1, float("nan"), True):
+        with pytest.raises(PeprError, match="scale"):
+            pepr(df, "acc", {"e": "energy"}, perf_scale=bad)
+
+
+def test_cli_perf_scale(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("acc,energy\n90,1\n80,2\n")
+    assert main(["score", str(src), "--perf", "acc", "-r", "e=energy", "--perf-scale", "100",
+                 "-o", str(tmp_path / "out.csv")]) == 0
+    assert pd.read_csv(tmp_path / "out.csv")["pepr_e"].tolist() == pytest.approx([0.9, 0.4])
+
+
+def test_a_resource_name_given_twice_is_refused():
+    """3. `-r e=energy -r e=time` silently kept the last."""
+    with pytest.raises(PeprError, match="'e' given twice"):
+        parse_pairs(["e=energy", "e=time"], "--resource")
+    assert parse_pairs(["e=energy", "t=time"], "--resource") == {"e": "energy", "t": "time"}
+
+
+# --------------------------------------------------------------------------- 4, 10: data files
+@pytest.mark.parametrize("split, values, shown", [("train", [0, 1, 9], "9"), ("val", [0, -1], "-1"),
+                                                  ("test", [0.0, np.nan], "nan"), ("train", [0.0, 0.5], "0.5")])
+def test_labels_out_of_range_fail_on_load(tmp_path, split, values, shown):
+    """4. Label 9 of a 2-class dataset passed `data prepare` and crashed training; -1 or NaN crashed bincount."""
+    from pepr_utils.datasets import load_dataset
+
+    n = {"train": 40, "val": 10, "test": 10}[split]
+    tiny_npz(tmp_path / "pneumoniamnist.npz", {f"{split}_labels": np.resize(np.asarray(values), n).reshape(-1, 1)})
+    with pytest.raises(PeprError) as exc, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        load_dataset("pneumoniamnist", data_dir=tmp_path, cache_dir=tmp_path / "cache", offline=True)
+    msg = str(exc.value)
+    assert "\n" not in msg and f"pneumoniamnist.npz: {split}_labels" in msg and shown in msg and "0..1" in msg
+
+
+def test_check_labels_multi_label_and_valid_labels():
+    from pepr_utils.datasets import check_labels, dataset_info
+
+    chest = dataset_info("chestmnist")
+    ok = check_labels(np.eye(chest.n_classes, dtype=np.uint8), chest, "x")
+    assert ok.dtype == np.int64 and ok.shape == (chest.n_classes, chest.n_classes)
+    with pytest.raises(PeprError, match="hold 2 "):
+        check_labels(np.full((3, chest.n_classes), 2), chest, "x")
+    derma = dataset_info("dermamnist")
+    assert check_labels(np.arange(7, dtype=np.uint8).reshape(-1, 1), derma, "x").tolist() == list(range(7))
+    with pytest.raises(PeprError, match=r"shape \(7, 2\)"):
+        check_labels(np.zeros((7, 2)), derma, "x")
+
+
+def test_data_prepare_with_an_empty_split_writes_nothing(tmp_path):
+    """10. An empty test split raised IndexError and left split_table.csv and samples.png without a manifest."""
+    from pepr_utils.data_report import prepare
+
+    tiny_npz(tmp_path / "data" / "pneumoniamnist.npz", n=(40, 10, 0))
+    with pytest.raises(PeprError, match="test split has no images"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prepare("pneumoniamnist", data_dir=tmp_path / "data", out_dir=tmp_path / "prep",
+                cache_dir=tmp_path / "cache", offline=True, progress=False)
+    assert not (tmp_path / "prep").exists()
+
+
+def test_data_prepare_is_all_or_nothing(tmp_path, monkeypatch):
+    """10. A failure after the first file was written left a half-written folder."""
+    from pepr_utils import data_report
+
+    tiny_npz(tmp_path / "data" / "pneumoniamnist.npz")
+    kwargs = dict(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", offline=True, progress=False)
+
+    def broken(ds):
+        raise RuntimeError("late failure")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        monkeypatch.setattr(data_report, "pixel_stats", broken)
+        with pytest.raises(RuntimeError):
+            data_report.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
+        assert not (tmp_path / "prep").exists()
+        monkeypatch.undo()
+        done = data_report.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
+    names = sorted(p.name for p in done.out_dir.iterdir())
+    assert names == ["manifest.json", "pixel_stats.csv", "samples.png", "split_table.csv"]
+    assert json.loads((done.out_dir / "manifest.json").read_text())["splits"]["test"]["n"] == 10
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# --------------------------------------------------------------------------- 5, 8, 12, 13: grids
+def one_run_grid(tmp_path: Path, name: str = "g") -> tuple[Path, str]:
+    spec = {"name": name, "defaults": {"dataset": "pneumoniamnist", "epochs": 1}, "axes": {"model": ["test_resnet"]}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path, load_grid(path).runs[0].run_id
+
+
+def test_status_names_an_unreadable_record(tmp_path, capsys):
+    """5. A truncated result.json was counted as pending without a word."""
+    path, rid = one_run_grid(tmp_path)
+    record = tmp_path / "out" / "g" / "runs" / rid / "result.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"run_id": rid, "status": "ok"})[:-6])  # cut off mid-write
+    status = grid_status(load_grid(path), tmp_path / "out")
+    assert status.counts == {"pending": 1} and [p for p, _ in status.unreadable] == [str(record)]
+    assert main(["grid", "status", str(path), "--output-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"unreadable record {record}" in out and "JSONDecodeError" in out and "redoes it" in out
+
+
+def test_scheduler_address_is_checked_before_anything_is_created(tmp_path):
+    """8. `--scheduler nonsense` printed a 48-line ValueError and left a grid folder and .lock."""
+    path, _ = one_run_grid(tmp_path)
+    for bad in ("nonsense", "tcp://host", "tcp://host:0", "tcp://host:99999", "http://host:8786", "tcp://:8786", ""):
+        with pytest.raises(PeprError, match="not a Dask scheduler address"):
+            run_grid(path, scheduler=bad, output_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    for good in ("tcp://10.0.0.5:8786", "host:8786", "tls://node-1.cluster.local:8786", "tcp://[::1]:8786"):
+        assert check_scheduler_address(good) == good
+
+
+def test_rerun_with_failed_runs_exits_non_zero(tmp_path, capsys):
+    """12. After a failed run, a plain rerun exited 0 with 'all runs already done'."""
+    path, rid = one_run_grid(tmp_path)
+    record = tmp_path / "out" / "g" / "runs" / rid / "result.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"run_id": rid, "status": "failed", "error": "kernel died"}))
+    rc = main(["grid", "run", str(path), "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "1 of 1 runs are recorded failed" in captured.err and "--retry-failed" in captured.err
+    assert "already done" not in captured.out
+    report = run_grid(path, output_dir=tmp_path / "out", progress=False)
+    assert report.to_run == 0 and report.failed_before == [rid] and not report.ok
+    record.write_text(json.dumps({"run_id": rid, "status": "ok"}))
+    assert main(["grid", "run", str(path), "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+def test_leftover_temporary_folders_of_the_grid_are_removed(tmp_path, monkeypatch):
+    """13. After kill -9, Ctrl-C, a timeout or a dead worker, pepr-run-* folders stayed in $TMPDIR."""
+    path, rid = one_run_grid(tmp_path)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        def leftover(run_id: str, suffix: str, runner: int | None, age_s: float = 3600) -> Path:
+            folder = tmpdir / f"pepr-run-{run_id}-{suffix}"
+            (folder / "runtime").mkdir(parents=True)
+            (folder / "runtime" / "kernel-1.json").write_text("{}")  # a kernel connection file
+            if runner is not None:
+                (folder / "job.json").write_text(json.dumps({"runner_pid": runner}))
+            os.utime(folder, (time.time() - age_s, time.time() - age_s))
+            return folder
+
+        killed = leftover(rid, "a1", dead.pid)  # its runner is gone: a leftover
+        no_job = leftover(rid, "b2", None)  # an old folder without a job file: a leftover
+        in_use = leftover(rid, "c3", alive.pid)  # another runner still works in it
+        fresh = leftover(rid, "d4", None, age_s=0)  # being set up right now
+        other = leftover("0123456789ab", "e5", dead.pid)  # not this grid's run
+        # the grid's rerun (nothing left to run) cleans up its own leftovers only
+        record = tmp_path / "out" / "g" / "runs" / rid / "result.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"run_id": rid, "status": "ok"}))
+        run_grid(path, output_dir=tmp_path / "out", progress=False)
+        assert not killed.exists() and not no_job.exists()
+        assert in_use.exists() and fresh.exists() and other.exists()
+        run_grid(path, output_dir=tmp_path / "out", dry_run=True, progress=False)  # a dry run touches nothing
+        assert in_use.exists() and fresh.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert clean_leftovers(load_grid(path), tmpdir) == [in_use]  # its runner is gone now
+
+
+# --------------------------------------------------------------------------- 9: checkpoints
+def test_a_bad_safetensors_checkpoint_is_one_line(tmp_path):
+    """9. A checkpoint named .safetensors that is not one raised a raw SafetensorError."""
+    from pepr_utils.models import create_model
+
+    for name, data in (("fake.safetensors", b"\xff" * 64), ("empty.safetensors", b""),
+                       ("text.safetensors", b"not a checkpoint at all")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(PeprError) as exc:
+            create_model("test_resnet", num_classes=2, in_chans=1, weights=tmp_path / name)
+        msg = str(exc.value)
+        assert "\n" not in msg and name in msg and "safetensors" in msg
+
+
+# --------------------------------------------------------------------------- 14: the README says it
+def test_readme_says_a_run_counts_once_recorded():
+    """14. A finished but unrecorded run is redone after kill -9 of the runner: documented."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "A run counts only once it is recorded" in text and "--retry-failed" in text
