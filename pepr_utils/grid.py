@@ -548,7 +548,8 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
                 env[var] = str(task["threads"])
         env["PEPR_GRID_RUN_ID"] = task["run_id"]
-        env["JUPYTER_RUNTIME_DIR"] = str(tmp / "runtime")  # kernel connection files go with the run's folder
+        (tmp / "tmp").mkdir()  # the kernel's connection file (mkstemp) and other temporaries go with the run's
+        env["TMPDIR"] = str(tmp / "tmp")  # folder, so that cleaning up after a killed run cleans them too
         env.setdefault("MPLBACKEND", "Agg")
         for var, value in MALLOC_ENV.items():
             env.setdefault(var, value)
@@ -656,6 +657,23 @@ def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
 
 
+def _ipc_kernel(folder: Path) -> dict[str, Any]:
+    """papermill options that start the kernel over IPC (Unix sockets in the run's private ``folder``).
+
+    A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
+    IPC needs no port and no encryption. Not on Windows (no Unix sockets): there the default TCP stays.
+    """
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", ip=str(folder / "kernel"), **kwargs)
+
+    return {"kernel_manager_class": IPCKernelManager}
+
+
 def _child_main(job_path: str) -> int:
     """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
@@ -666,7 +684,7 @@ def _child_main(job_path: str) -> int:
     try:
         pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
                             cwd=job["cwd"], progress_bar=False, log_output=False,
-                            execution_timeout=job.get("timeout_s"))
+                            execution_timeout=job.get("timeout_s"), **_ipc_kernel(Path(job["input"]).parent))
         outcome = {"ok": True, "reason": None}
     except pm.PapermillExecutionError as exc:
         trace = "\n".join(exc.traceback or [])
