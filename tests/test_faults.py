@@ -241,8 +241,8 @@ def test_leftover_temporary_folders_of_the_grid_are_removed(tmp_path, monkeypatc
     try:
         def leftover(run_id: str, suffix: str, runner: int | None, age_s: float = 3600) -> Path:
             folder = tmpdir / f"pepr-run-{run_id}-{suffix}"
-            (folder / "runtime").mkdir(parents=True)
-            (folder / "runtime" / "kernel-1.json").write_text("{}")  # a kernel connection file
+            (folder / "tmp").mkdir(parents=True)
+            (folder / "tmp" / "tmpk3rn3l.json").write_text("{}")  # a kernel connection file
             if runner is not None:
                 (folder / "job.json").write_text(json.dumps({"runner_pid": runner}))
             os.utime(folder, (time.time() - age_s, time.time() - age_s))
