@@ -1,5 +1,8 @@
 # pepr: every target creates .venv when it is missing, installs the pinned stack and registers the
-# Jupyter kernel. Set PYTHON to choose the interpreter (3.10-3.12).
+# Jupyter kernel. Set PYTHON to choose the interpreter: Python >=3.11 (pyproject.toml requires-python).
+# torch: CPU wheels (PyTorch's CPU index) without an NVIDIA GPU, the CUDA build with one; override with
+# TORCH_VARIANT=cpu|cuda or TORCH_INDEX=URL (TORCH_INDEX=pypi: the default index). Versions always come
+# from requirements-lock.txt; an unreachable index falls back to the default one (tools/setup_env.py).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -13,12 +16,18 @@ export MPLBACKEND = Agg
 GRID   ?= parameters/grids/quick.yaml
 WORKERS ?= 2
 
-.PHONY: setup study test lint paper notebooks clean-venv
+.PHONY: setup study test lint paper notebooks lab clean-venv
+
+TORCH_VARIANT ?= auto
+TORCH_INDEX   ?=
+export TORCH_VARIANT TORCH_INDEX
 
 $(STAMP): pyproject.toml requirements-lock.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { $(PYTHON) tools/setup_env.py check-python && $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python tools/setup_env.py check-python
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
-	$(BIN)/python -m pip install --quiet -c requirements-lock.txt torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -c requirements-lock.txt torch torchvision \
+		$$($(BIN)/python tools/setup_env.py torch-args)
 	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pepr)" >/dev/null
 	@touch $(STAMP)
@@ -29,7 +38,7 @@ test: $(STAMP)  ## unit tests and notebook runs on small slices of the real data
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pepr_utils tests benchmarks notebooks/*.py
+	$(BIN)/ruff check pepr_utils tests benchmarks tools notebooks/*.py
 	$(BIN)/jupytext --check "$(BIN)/python -c pass" notebooks/*.ipynb >/dev/null
 
 paper: $(STAMP)  ## the paper's tables and figures from its published results -> outputs/paper/
@@ -48,6 +57,9 @@ study: $(STAMP)  ## the main job: the quick grid, then the analysis report
 	$(BIN)/pepr grid collect $(GRID)
 	$(BIN)/pepr report $(STUDY_DIR)/results.csv -o $(STUDY_DIR)/report
 	@echo "report: $(STUDY_DIR)/report/report.html"
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab (the .py twins open as notebooks too, via jupytext)
+	$(BIN)/jupyter lab notebooks/
 
 notebooks:  ## re-create the .ipynb files from their .py twins (outputs stripped)
 	$(BIN)/jupytext --sync notebooks/*.py
