@@ -74,6 +74,10 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from .grid import collect_grid
 
     grid = _load(args)
+    if args.output:
+        from .cli import check_output_file
+
+        check_output_file(args.output)
     path, rows = collect_grid(grid, args.output_dir, args.output)
     print(f"wrote {path} ({rows} runs)")
     return 0

@@ -43,6 +43,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     import torch
     from tabulate import tabulate
 
+    from .cli import check_output_file
     from .fileio import atomic_path
     from .models import check_models
     from .settings import output_dir
@@ -50,6 +51,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.output) if args.output else output_dir() / "models" / f"check_{label}_{size}px.csv"
+    check_output_file(out)  # a folder or a path under a file fails now, not after checking every model
     df = check_models(names, size, progress=not args.no_progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -229,7 +229,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]] | list[str], str]] = [
     ("report: -o a folder of someone else's (1)", foreign_report_dir, "thesis.tex"),
     ("report: -o a file (1)", lambda t: ["report", str(run_dir(t)), "-o", "in.csv"], "in.csv"),
     # -- pepr models
+    ("grid: collect -o a folder", lambda t: (t / "res").mkdir() or ["grid", "collect", str(write_grid(t)),
+                                                                   "-o", "res"], "'res'"),
     ("models: size too small", ["models", "check", "--size", "3"], "'3'"),
+    ("models: -o a folder", lambda t: (t / "res").mkdir() or ["models", "check", "--models", "test_resnet",
+                                                              "-o", "res"], "'res'"),
     ("models: unknown model", ["models", "check", "--models", "nosuchnet_xl"], "nosuchnet_xl"),
 ]
 
