@@ -369,6 +369,8 @@ def check_scheduler_address(address: str) -> str:
     """``address`` if it reads as a Dask scheduler address (``tcp://host:8786``, ``host:8786``), else a
     one-line PeprError; checked before the grid folder is touched."""
     text = str(address).strip()
+    if text.startswith("inproc://") and len(text) > len("inproc://"):  # a cluster in this process
+        return text
     m = _SCHEDULER_ADDRESS.match(text)
     ok = m is not None and 0 < int(m["port"]) < 65536 and (m["proto"] or "tcp") in ("tcp", "tls", "ucx", "ws", "wss")
     if not ok:

@@ -208,7 +208,8 @@ def test_scheduler_address_is_checked_before_anything_is_created(tmp_path):
         with pytest.raises(PeprError, match="not a Dask scheduler address"):
             run_grid(path, scheduler=bad, output_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
-    for good in ("tcp://10.0.0.5:8786", "host:8786", "tls://node-1.cluster.local:8786", "tcp://[::1]:8786"):
+    for good in ("tcp://10.0.0.5:8786", "host:8786", "tls://node-1.cluster.local:8786", "tcp://[::1]:8786",
+                 "inproc://10.0.0.5/4242/1"):
         assert check_scheduler_address(good) == good
 
 
