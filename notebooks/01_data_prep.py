@@ -33,12 +33,18 @@
 # `pepr data prepare --dataset NAME --size N` runs the same functions from the command line.
 
 # %%
-# On Google Colab, fetch and install pepr_utils first; elsewhere this cell does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.isdir("pepr"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/pepr-study/pepr", "pepr"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "pepr"], check=True)
-    os.chdir("pepr/notebooks")
+# On Google Colab: install pepr_utils and the pinned stack (requirements-lock.txt) into this session.
+# A regular install (not -e), so the next cell imports it without a restart; once pepr_utils imports,
+# and anywhere but Colab, this cell does nothing. Same cell in every notebook (tests/test_reproduce.py).
+import importlib, importlib.util, os, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("pepr_utils") is None:
+    src = os.path.expanduser("~/pepr")  # absolute: a rerun from any folder finds this clone
+    if not os.path.isdir(src):
+        repo = os.environ.get("PEPR_REPO", "https://github.com/pepr-study/pepr")
+        subprocess.run(["git", "clone", "--depth", "1", repo, src], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f"{src}/requirements-lock.txt", src],
+                   check=True)
+    importlib.invalidate_caches()
 
 # %% tags=["parameters"]
 dataset = "dermamnist"  # a MedMNIST 2D flag (dermamnist, pneumoniamnist, ...) or "lidc"
