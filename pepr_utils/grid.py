@@ -476,8 +476,9 @@ def clean_leftovers(grid: Grid, tmp_root: str | os.PathLike | None = None, min_a
     """Remove the temporary run folders (and the kernel connection files inside them) that killed or
     timed-out runs of ``grid`` left in ``$TMPDIR`` on this machine; return what was removed.
 
-    Only folders of this grid's run ids are touched, and never one still in use: its runner (named in
-    its ``job.json``) alive, a process working in it, or (without a ``job.json``) younger than ``min_age_s``.
+    Only folders of this grid's run ids are touched, and never one that may be in use: its runner (named
+    in its ``job.json``) alive, a process working in it, or changed in the last ``min_age_s`` seconds (a
+    run starting now, whose kernel is not up yet).
     """
     import psutil
 
@@ -501,9 +502,9 @@ def clean_leftovers(grid: Grid, tmp_root: str | os.PathLike | None = None, min_a
             job = json.loads((p / "job.json").read_text(encoding="utf-8"))
             runner = job.get("runner_pid") if isinstance(job, dict) else None
         except (OSError, ValueError):
-            job, runner = None, None
+            runner = None
         try:
-            if job is None and time.time() - p.stat().st_mtime < min_age_s:
+            if time.time() - p.stat().st_mtime < min_age_s:
                 continue  # being set up right now
         except OSError:
             continue
