@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -78,3 +81,70 @@ def test_python_version_message_and_makefile_agree_with_pyproject():
     assert "\n" not in message and "3.10.12" in message and spec in message
     assert f"Python {spec} (pyproject.toml requires-python)" in (ROOT / "Makefile").read_text()
     assert se.python_problem((3, 13, 0), ">=3.11,<3.13") is not None
+
+
+# --------------------------------------------------------------------------- the Colab cell
+def _first_code_cells() -> dict[str, str]:
+    cells = {}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells[path.name] = next(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        text = path.read_text(encoding="utf-8").split("\n# %%\n", 1)[1]
+        cells[path.name] = text.split("\n\n# %%", 1)[0].strip()
+    return cells
+
+
+def test_every_notebook_starts_with_the_same_colab_cell():
+    cells = _first_code_cells()
+    assert len(cells) == 10 and len(set(cells.values())) == 1, cells
+    assert "google.colab" in next(iter(cells.values()))
+
+
+@pytest.mark.slow
+def test_colab_cell_in_a_fresh_venv_imports_in_the_same_process_and_is_idempotent(tmp_path):
+    """Colab simulated: a fresh interpreter with a google.colab stub, the cell's code run twice, then
+    pepr_utils imported in that same process. The repository is a local clone (PEPR_REPO=file://...);
+    the venv borrows the project's dependencies (a .pth line), so only pepr_utils itself is installed."""
+    from test_install import _source_copy
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _source_copy(repo)
+    shutil.copy2(ROOT / "requirements-lock.txt", repo / "requirements-lock.txt")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    venv = tmp_path / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    cell = next(iter(_first_code_cells().values()))
+    script = tmp_path / "colab.py"
+    script.write_text(
+        "import subprocess, sys, types\n"
+        "sys.modules['google'] = types.ModuleType('google')\n"
+        "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        f"CELL = {cell!r}\n"
+        "exec(CELL, {})\n"
+        "calls = []\n"
+        "real_run = subprocess.run\n"
+        "subprocess.run = lambda *a, **k: calls.append(a) or real_run(*a, **k)\n"
+        "exec(CELL, {})  # the second run does nothing\n"
+        "assert calls == [], calls\n"
+        "import pepr_utils\n"
+        "from pepr_utils.grid_spec import load_grid\n"
+        "assert 'site-packages' in pepr_utils.__file__, pepr_utils.__file__\n"
+        "print('OK', len(load_grid('smoke').runs))\n")
+    home, content = tmp_path / "home", tmp_path / "content"
+    home.mkdir(), content.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HOME=str(home), PEPR_REPO=f"file://{repo}", PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0",
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    out = subprocess.run([str(python), str(script)], cwd=content, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.strip().endswith("OK 2")
+    assert (home / "pepr" / ".git").is_dir() and not any(content.iterdir())  # one clone, outside the cwd
