@@ -16,7 +16,7 @@ export MPLBACKEND = Agg
 GRID   ?= parameters/grids/quick.yaml
 WORKERS ?= 2
 
-.PHONY: setup study test lint paper notebooks lab clean-venv
+.PHONY: setup study test lint paper notebooks lab bench clean-venv
 
 TORCH_VARIANT ?= auto
 TORCH_INDEX   ?=
@@ -60,6 +60,9 @@ study: $(STAMP)  ## the main job: the quick grid, then the analysis report
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab (the .py twins open as notebooks too, via jupytext)
 	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)  ## every performance goal side by side, one line each (<= 10 min on 2 cores; not part of test)
+	$(BIN)/python benchmarks/run_all.py --workers $(WORKERS)
 
 notebooks:  ## re-create the .ipynb files from their .py twins (outputs stripped)
 	$(BIN)/jupytext --sync notebooks/*.py
