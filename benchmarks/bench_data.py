@@ -58,6 +58,27 @@ def parse_scenario(text: str) -> tuple[int, int]:
     return int(stored), int(model_input or stored)
 
 
+def goal(*, dataset: str = "dermamnist", repeats: int = 3, min_s: float = 1.0, threads: int = 1) -> str:
+    """``make bench``: Batches vs the per-sample DataLoader at 28 px, images/s, interleaved (goal >= 10x)."""
+    from common import interleave, note, ratio_of_medians, report
+
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    train = load_dataset(dataset, 28, progress=False).splits["train"]
+    nhwc = np.ascontiguousarray(train.images.permute(0, 2, 3, 1).numpy())
+    nhwc = nhwc[..., 0] if nhwc.shape[-1] == 1 else nhwc
+    c = train.images.shape[1]
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=[0.5] * c, std=[0.5] * c)])
+    loader = DataLoader(PerSampleDataset(nhwc, train.labels.numpy(), tf), batch_size=32, shuffle=True)
+    batches = Batches(train, 32, shuffle=True, seed=0)
+    rates = interleave({"ours": lambda: images_per_s(batches, device, min_s),
+                        "dataloader": lambda: images_per_s(loader, device, min_s)}, repeats)
+    ratio = ratio_of_medians(rates, "ours", "dataloader")
+    note(f"data: {dataset} 28 px train, batch 32: Batches {np.median(rates['ours']):,.0f} img/s, "
+         f"per-sample DataLoader {np.median(rates['dataloader']):,.0f} img/s")
+    return report("data_path_vs_dataloader", f"{ratio:.1f}x", ">= 10x", ratio >= 10)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="dermamnist")

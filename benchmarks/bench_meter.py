@@ -93,6 +93,39 @@ def timed(fn, metered: bool, sample_interval_s: float) -> tuple[float, float, di
     return time.perf_counter() - t0, time.process_time() - c0, meter.result
 
 
+def goal(*, images: int = 1000, epochs: int = 2, repeats: int = 4, threads: int = 1, run_s: float = 180.0) -> str:
+    """``make bench``: the meter's overhead, bare vs metered trials interleaved, in process CPU seconds
+    (steady on a shared machine); the verdict projects the measured per-second overhead and the fixed
+    cost of a Meter block onto a run of ``run_s`` seconds (goal <= 2%)."""
+    from common import interleave, median, note, report
+
+    torch.set_num_threads(threads)
+    x, y, _ = load_images(images)
+
+    def run() -> None:
+        train(x, y, epochs, 32, seed=0)
+
+    run()  # warm-up
+
+    def trial(metered: bool):
+        def go():
+            return timed(run, metered, 1.0)[1]
+        return go
+
+    cpu = interleave({"bare": trial(False), "metered": trial(True)}, repeats)
+    paired = [m / b - 1 for m, b in zip(cpu["metered"], cpu["bare"], strict=True)]
+    t0 = time.perf_counter()
+    for _ in range(5):
+        with Meter("cpu", sample_interval_s=1.0):
+            pass
+    fixed = (time.perf_counter() - t0) / 5
+    per_s = median(paired)  # overhead per second of metered work, as a share
+    overhead = max(per_s, 0.0) + fixed / run_s
+    note(f"meter: {median(cpu['bare']):.2f} CPU-s bare vs {median(cpu['metered']):.2f} metered per trial; paired "
+         f"overheads {', '.join(f'{p:+.2%}' for p in paired)}; fixed cost of a Meter block {fixed * 1e3:.1f} ms")
+    return report("meter_overhead", f"{100 * overhead:.2f}% of a {run_s:.0f} s run", "<= 2%", overhead <= 0.02)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

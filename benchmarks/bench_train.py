@@ -69,6 +69,36 @@ def ours(model: torch.nn.Module, batches: Batches, device: torch.device, lr: flo
     return result.train_images
 
 
+def goal(*, model: str = "resnet18d", dataset: str = "pneumoniamnist", images: int = 384, repeats: int = 3,
+         threads: int = 1) -> str:
+    """``make bench``: fit vs the bare loop, images per second, interleaved, medians (goal >= 0.95x)."""
+    from common import interleave, note, ratio_of_medians, report
+
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    data = load_dataset(dataset, 28, data_dir=settings.data_dir(), progress=False)
+    split = data.splits["train"].subset(torch.arange(images).numpy())
+    batches = Batches(split, 32, shuffle=True, seed=0)
+    torch.manual_seed(0)
+    initial = create_model(model, data.n_classes, data.n_channels)
+    bare_loop(copy.deepcopy(initial), batches, device, 5e-4)  # warm-up of both
+    ours(copy.deepcopy(initial), batches, device, 5e-4, 32, progress=False)
+
+    def trial(fn):
+        def run():
+            t0 = time.perf_counter()
+            seen = fn(copy.deepcopy(initial))
+            return seen / (time.perf_counter() - t0)
+        return run
+
+    rates = interleave({"ours": trial(lambda m: ours(m, batches, device, 5e-4, 32, progress=True)),
+                        "bare": trial(lambda m: bare_loop(m, batches, device, 5e-4))}, repeats)
+    ratio = ratio_of_medians(rates, "ours", "bare")
+    note(f"train: {model} {dataset} 28 px, {images} images per trial, batch 32, {threads} thread(s): "
+         f"fit {statistics.median(rates['ours']):.1f} img/s, bare loop {statistics.median(rates['bare']):.1f} img/s")
+    return report("train_loop_vs_bare", f"{ratio:.2f}x", ">= 0.95x", ratio >= 0.95)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="resnet18d")
