@@ -347,6 +347,11 @@ class FitResult:
     #: ``(y_true, y_score)`` on the test split after the last epoch: per-image evidence that lets the
     #: analysis bootstrap the test set (how sure a ranking is), not only the seeds.
     test_predictions: tuple[np.ndarray, np.ndarray] | None = None
+    #: The speed options this fit used (a run record's ``env`` takes them): memory layout, autocast,
+    #: compilation, evaluation batch size and grad mode, torch threads. Measured on a 2-core CPU at
+    #: 28 px (benchmarks/bench_options.py): channels-last there is 0.67x and changes the numbers, larger
+    #: evaluation batches do not pay (1024: 0.78x of 256, scores identical), so CPU runs keep the defaults.
+    speed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def train_time_s(self) -> float:
@@ -386,6 +391,10 @@ def fit(
     autocast, amp_dtype = autocast_for(device, config.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     result = FitResult(device=str(device), amp_dtype=str(amp_dtype).replace("torch.", "") if amp_dtype else None)
+    result.speed = {"channels_last": use_cl, "autocast": result.amp_dtype, "compiled": False,
+                    "eval_batch_size": getattr(val_batches if val_batches is not None else test_batches,
+                                               "batch_size", None),
+                    "eval_grad_mode": "inference_mode", "torch_threads": torch.get_num_threads()}
 
     with _reproducibility(device, config.deterministic):
         torch.manual_seed(config.seed)

@@ -158,6 +158,20 @@ def test_fit_is_reproducible_and_keeps_history():
     assert a.train_images == 3 * 96 and a.train_time_s > 0
 
 
+def test_fit_records_the_speed_options_it_used():
+    from pepr_utils.batches import Batches
+    from pepr_utils.datasets import Split
+
+    g = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (40, 1, 12, 12), dtype=torch.uint8, generator=g),
+                  torch.randint(0, 2, (40,), generator=g))
+    torch.manual_seed(0)
+    result = fit(TinyNet(), Batches(split, 16), val_batches=Batches(split, 64), task="binary-class",
+                 config=TrainConfig(epochs=1, progress=False))
+    assert result.speed == {"channels_last": False, "autocast": None, "compiled": False, "eval_batch_size": 64,
+                            "eval_grad_mode": "inference_mode", "torch_threads": torch.get_num_threads()}
+
+
 def test_frozen_batch_norm_stays_in_eval_mode():
     model = TinyNet()
     for p in model.features.parameters():
