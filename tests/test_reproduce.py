@@ -148,3 +148,35 @@ def test_colab_cell_in_a_fresh_venv_imports_in_the_same_process_and_is_idempoten
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK 2")
     assert (home / "pepr" / ".git").is_dir() and not any(content.iterdir())  # one clone, outside the cwd
+
+
+# --------------------------------------------------------------------------- the pinned files
+def _lock_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lock_tool", ROOT / "tools" / "lock.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_environment_yml_is_generated_from_the_lock():
+    lock = _lock_tool()
+    text = (ROOT / "requirements-lock.txt").read_text(encoding="utf-8")
+    env = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    assert env == lock.env_text(text), "environment.yml is stale: python tools/lock.py env"
+    import yaml
+
+    pip = next(d for d in yaml.safe_load(env)["dependencies"] if isinstance(d, dict))["pip"]
+    pins = dict(p.split("==") for p in pip if "==" in p)
+    for name in ("torch", "torchvision", "timm", "medmnist", "pandas", "dask", "seaborn"):
+        assert pins[name] == lock.read_lock(text)[name], name  # Binder gets exactly the lock's versions
+
+
+def test_lock_pins_exactly_what_pyproject_needs():
+    lock = _lock_tool()
+    assert (ROOT / "requirements-lock.txt").read_text(encoding="utf-8") == lock.lock_text(), \
+        "requirements-lock.txt is stale: python tools/lock.py lock"
+    pins = {n.lower() for n in lock.read_lock((ROOT / "requirements-lock.txt").read_text(encoding="utf-8"))}
+    assert "codecarbon" not in pins and "typer" not in pins  # nothing imports them
+    assert {"torch", "torchvision", "pooch", "seaborn"} <= pins
