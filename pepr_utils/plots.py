@@ -316,20 +316,17 @@ def distribution_by_group(
     data = df.dropna(subset=[y])
     groups = _levels(data[group], group_order)
     hue_levels = _levels(data[hue], hue_order) if hue else [None]
+    import seaborn as sns
+
     fig, ax = plt.subplots(figsize=size, layout="constrained")
-    cmap = plt.get_cmap("tab10")
-    rng = np.random.default_rng(0)
-    width = 0.7 / max(1, len(hue_levels))
-    for gi, g in enumerate(groups):
-        for hi, h in enumerate(hue_levels):
-            part = data[(data[group] == g) & ((data[hue] == h) if hue else True)]
-            centre = gi - 0.35 + width * (hi + 0.5)
-            xs = centre + rng.uniform(-width * 0.35, width * 0.35, size=len(part))
-            ax.scatter(xs, part[y], s=10, alpha=0.7, color=cmap(hi % 10), marker=MARKERS[hi % len(MARKERS)],
-                       label=str(h) if (gi == 0 and hue) else None)
+    np.random.seed(0)  # seaborn's jitter draws from numpy's global generator: the same figure every time
+    sns.stripplot(data=data.assign(**{group: data[group].astype(str)}), x=group, y=y, hue=hue,
+                  order=[str(g) for g in groups], hue_order=hue_levels if hue else None, dodge=bool(hue),
+                  palette="tab10" if hue else None, size=np.sqrt(10), alpha=0.7, jitter=0.25, legend=bool(hue), ax=ax)
     if hline is not None:
         ax.axhline(hline, color="0.3", ls="--", lw=1, label=hline_label)
-    ax.set_xticks(range(len(groups)), [str(g) for g in groups], rotation=30, ha="right")
+    ax.tick_params(axis="x", labelrotation=30)
+    plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_xlabel(group)
     ax.set_ylabel(ylabel or axis_label(y))
     if logy:
@@ -350,19 +347,17 @@ def count_heatmap(
     size: tuple[float, float] = (6.8, 5.6),
 ) -> Figure:
     """A labelled heatmap of a square count matrix (e.g. models sharing a value between two experiments)."""
+    import seaborn as sns
+
     fig, ax = plt.subplots(figsize=size, layout="constrained")
-    values = matrix.to_numpy(dtype=float)
-    image = ax.imshow(values, cmap="Reds", vmin=0)
-    fig.colorbar(image, ax=ax, label=cbar_label)
-    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=40, ha="right")
-    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
-    high = np.nanmax(values) if values.size else 0
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            v = values[i, j]
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if v > 0.6 * high else "black")
+    # Empty (NaN) cells stay blank; annotation colours follow each cell's shade.
+    sns.heatmap(matrix.astype(float), cmap="Reds", vmin=0, annot=True, fmt=".0f", annot_kws={"fontsize": 8},
+                square=True, cbar_kws={"label": cbar_label}, ax=ax)
+    ax.tick_params(axis="x", labelrotation=40)
+    plt.setp(ax.get_xticklabels(), ha="right")
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     if title:
         ax.set_title(title)
     return fig
