@@ -59,7 +59,7 @@ study: $(STAMP)  ## the main job: the quick grid, then the analysis report
 	@echo "report: $(STUDY_DIR)/report/report.html"
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab (the .py twins open as notebooks too, via jupytext)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)  ## every performance goal side by side, one line each (<= 10 min on 2 cores; not part of test)
 	$(BIN)/python benchmarks/run_all.py --workers $(WORKERS)
