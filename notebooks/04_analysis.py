@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (pepr)
 #     language: python
@@ -53,15 +59,10 @@ import pandas as pd
 from pepr_utils import analysis as an
 from pepr_utils import plots
 from pepr_utils import report as rp
+from pepr_utils import verdicts as vd
 
 pd.set_option("display.max_columns", 30)
 rep = rp.Report(Path(out_dir) if out_dir else rp.default_report_dir(results))
-
-# %% [markdown]
-# ## 1. What was run
-#
-# One row per run record; an experiment is dataset × image size × training fraction × regime
-# (scratch, or fine-tuned from ImageNet weights: full or linear probe).
 
 # %%
 runs = an.load_results(results)
@@ -69,26 +70,49 @@ ok, excluded = an.split_runs(runs)
 resources = an.available_resources(ok)
 an.require_scorable(runs, ok, resources)
 facts = an.study_facts(runs, ok)
+key = "e" if "e" in resources else next(iter(resources))  # the headline resource: energy when recorded
+main, cost = f"pepr_{key}", resources[key]
+
+# %% [markdown]
+# ## 1. Verdicts: the paper's claims, tested on these runs
+#
+# One row per claim: the evidence (units compared, mean with a 95% interval that resamples units and
+# seeds, Wilcoxon p, rank-biserial r) and the verdict. The second table gives the verdict on each seed's
+# runs alone: a verdict that changes with the seed is not one to rely on.
+
+# %%
+verdicts = vd.verdict_table(ok, resources=resources, by=main, seed=seed)
+by_seed = vd.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed)
+rep.table(verdicts, "verdicts")
+rep.table(by_seed, "verdicts_by_seed")
+rep.text(rp.say_verdicts(verdicts, by_seed))
+
+# %% [markdown]
+# ## 2. What was run
+#
+# One row per run record; an experiment is dataset × image size × training fraction × regime
+# (scratch, or fine-tuned from ImageNet weights: full or linear probe).
+
+# %%
 rep.text(rp.say_study(facts, resources))
 rep.table(an.overview(runs), "overview")
 
 # %% [markdown]
-# ## 2. Failed and incompatible runs
+# ## 3. Failed and incompatible runs
 
 # %%
 rep.text(rp.say_excluded(excluded))
 rep.table(excluded, "excluded_runs", show=20)
 
 # %% [markdown]
-# ## 3. PePR per experiment (the paper's analysis)
+# ## 4. PePR per experiment (the paper's analysis)
 #
 # PePR_R = P / (1 + R_n) with P the test accuracy after the last epoch and R_n the resource min-max
 # normalised over the models of one experiment (E: energy, C: CO2, T: training time, M: peak memory).
-# With several seeds, accuracy and resources are first averaged per model.
+# With several seeds, accuracy and resources are first averaged per model. An experiment with one
+# model has no min-max PePR (nothing to normalise against).
 
 # %%
-key = "e" if "e" in resources else next(iter(resources))  # the headline resource: energy when recorded
-main, cost = f"pepr_{key}", resources[key]
 ref = an.parse_reference(reference) or an.default_reference(ok, resources)
 scored = an.add_model_type(an.score_table(an.model_table(ok), resources=resources, reference=ref))
 score_cols = [f"pepr_{k}" for k in resources]
@@ -106,6 +130,20 @@ for col in score_cols:
 best = an.best_per_experiment(scored, score_cols)
 rep.table(best, "best_per_experiment")
 rep.text(rp.say_best(best, scored, by=main, cost=cost))
+
+# %% [markdown]
+# ### The majority-class floor and a chance-corrected PePR
+# A model that predicts one class, or guesses, still gets an accuracy, and the cheapest such model
+# would top a min-max PePR ranking. Beside the paper's PePR (P = accuracy), `pepr_kappa_<r>` uses
+# P = Cohen's κ clipped at 0: 0 for any constant guess or coin flip whatever the class balance, 1 for
+# perfect predictions. κ rather than (acc − majority)/(1 − majority) because it also catches a model
+# that guesses at the base rate, which can beat the majority floor on a balanced test split.
+
+# %%
+rep.text(rp.say_floor(scored))
+kappa_col = f"pepr_kappa_{key}"
+rep.text(rp.say_agreement(an.rank_agreement(scored, (main, kappa_col)),
+                          f"Rank agreement (Kendall's τ) between {an.label(main)} and {an.label(kappa_col)}:"))
 
 # %% [markdown]
 # ### Scores against model size
@@ -130,11 +168,12 @@ rep.figure(lambda: plots.pepr_profile_points(scored, x=f"{key}_n", y="test_acc",
                                              resource=key.upper(), score=main), "pepr_profile")
 
 # %% [markdown]
-# ## 4. Does pretraining pay off? Does more data? (paired tests)
+# ## 5. Does pretraining pay off? Does more data? (paired tests)
 # Each model is paired with itself across two experiments; Wilcoxon signed-rank and paired t-tests with
 # their effect sizes (rank-biserial r, Cohen's d_z). Where the same two conditions meet in several
 # contexts (datasets, fractions), a pooled comparison follows, as in the paper's violins: each model in
-# each context is one pair.
+# each context is one pair. PePR is compared on one scale per pair of experiments: min-max over the
+# models of both.
 
 # %%
 comparisons = an.find_comparisons(scored)
@@ -145,8 +184,8 @@ rep.figure(lambda: plots.paired_violins(**an.paired_violin_inputs(scored, compar
            "paired_test_acc")
 
 # %% [markdown]
-# ## 5. Beyond the paper
-# ### 5.1 The accuracy–energy Pareto front
+# ## 6. Beyond the paper
+# ### 6.1 The accuracy–energy Pareto front
 
 # %%
 scored["on_front"] = an.pareto_front(scored, "test_acc", cost)
@@ -158,7 +197,7 @@ rep.figure(lambda: plots.pareto_plot(scored, x=cost, y="test_acc", highlight="to
 rep.text(rp.say_pareto(front, scored, by=main))
 
 # %% [markdown]
-# ### 5.2 Fixed-reference PePR beside the min-max PePR
+# ### 6.2 Fixed-reference PePR beside the min-max PePR
 
 # %%
 rep.text(rp.say_reference(ref, bool(reference), resources))
@@ -171,7 +210,7 @@ rep.text(rp.say_agreement(an.rank_agreement(scored, ref_cols),
                           "Rank agreement (Kendall's τ) between min-max and fixed-reference PePR:"))
 
 # %% [markdown]
-# ### 5.3 AUC as the performance measure
+# ### 6.3 AUC as the performance measure
 
 # %%
 auc_col = f"pepr_auc_{key}"
@@ -184,7 +223,7 @@ rep.table(scored[["experiment", "model", "test_acc", "test_auc", main, auc_col]]
 rep.text(rp.say_auc(an.rank_agreement(scored, (main, auc_col)), swing, histories))
 
 # %% [markdown]
-# ### 5.4 Seeds: intervals and how often the top model stays on top
+# ### 6.4 Seeds: intervals and how often the top model stays on top
 
 # %%
 per_seed = an.per_seed_scores(ok, resources)
@@ -202,7 +241,7 @@ rep.table(stability, "top_rank_stability")
 rep.text(rp.say_seeds(seeds, stability, facts))
 
 # %% [markdown]
-# ### 5.5 Do accuracy, PePR-E and PePR-T rank models alike?
+# ### 6.5 Do accuracy, PePR-E and PePR-T rank models alike?
 
 # %%
 agree = an.rank_agreement(scored, ("test_acc", main, "pepr_t"))
@@ -214,9 +253,9 @@ if agree["tau"].notna().any():
 rep.text(rp.say_agreement(agree, "Kendall's τ between rankings (1: same order, 0: unrelated, −1: reversed)."))
 
 # %% [markdown]
-# ## 6. Which model should I use?
+# ## 7. Which model should I use?
 # For a stated budget (the `budget` parameter, or `pepr report --budget energy_kwh=0.01`), the most accurate
-# model per dataset whose resources all fit.
+# model per dataset whose resources all fit, among the models that beat their majority-class floor.
 
 # %%
 limits = an.parse_budget(budget) or an.default_budget(scored)
@@ -225,7 +264,7 @@ rep.table(recommendations, "recommendations")
 rep.text(rp.say_recommend(recommendations, limits, derived=not budget))
 
 # %% [markdown]
-# ## 7. The paper's questions, answered on these runs
+# ## 8. The paper's questions, answered on these runs
 # Are larger models more accurate? Does PePR pick smaller models? Do pretraining and more data pay off?
 
 # %%
@@ -234,7 +273,7 @@ rep.table(questions, "paper_questions")
 rep.text(rp.say_questions(questions))
 
 # %% [markdown]
-# ## 8. Files of this report
+# ## 9. Files of this report
 
 # %%
 rep.finish()

@@ -41,6 +41,7 @@ HYPER_FIELDS: tuple[str, ...] = ("epochs", "batch_size", "lr")
 #: Columns averaged over seeds in the model table (those present are used).
 MEAN_FIELDS: tuple[str, ...] = (
     "test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
+    "majority_acc", "test_kappa", "kappa_pos",
     "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "co2_g", "train_time_s",
     "infer_time_ms_per_image", "peak_mem_gb",
 )
@@ -49,13 +50,22 @@ FIRST_FIELDS: tuple[str, ...] = (
     "dataset", "size", "fraction", "regime", "pretrained", "weights", "mode", "epochs", "batch_size", "lr",
     "device", "num_params", "trainable_params", "macs_per_image", "input_size", "energy_method", "mem_kind",
 )
+#: The performance each family of PePR columns puts in P, by column prefix: the paper's test accuracy,
+#: test AUC, and the chance-corrected P (Cohen's kappa clipped at 0: a constant guess or a coin flip
+#: scores 0 whatever the class balance, so the cheapest model cannot win on price alone).
+SCORE_PERFS: dict[str, str] = {"pepr_": "test_acc", "pepr_auc_": "test_auc", "pepr_kappa_": "kappa_pos"}
+#: Significance level of the floor check (kappa above 0, one-sided).
+FLOOR_ALPHA = 0.05
+
+
 def label(col: str) -> str:
     """A readable name for a score, metric or resource column (tables, figures and sentences)."""
     names = {"test_acc": "test accuracy", "test_auc": "test AUC", "test_bal_acc": "balanced accuracy",
              "test_f1_macro": "macro F1", **{c: RESOURCE_NAMES[k] for k, c in RESOURCES.items()}}
     if col in names:
         return names[col]
-    for prefix, suffix in (("pepr_auc_", " (AUC as P)"), ("pepr_ref_", " (fixed reference)"), ("pepr_", "")):
+    for prefix, suffix in (("pepr_auc_", " (AUC as P)"), ("pepr_kappa_", " (chance-corrected P)"),
+                           ("pepr_ref_", " (fixed reference)"), ("pepr_", "")):
         if col.startswith(prefix):
             return f"PePR-{col[len(prefix):].upper()}{suffix}"
     return col.replace("_", " ")
@@ -175,11 +185,28 @@ def prepare_runs(runs: pd.DataFrame) -> pd.DataFrame:
         short = {"epochs": "e", "batch_size": "bs", "lr": "lr"}
         runs["experiment"] = runs["experiment"] + runs[varying].apply(
             lambda row: "".join(f"-{short[h]}{row[h]:g}" for h in varying), axis=1)
+    runs = add_floor(runs)
     if "finished_at" in runs.columns and runs["run_id"].notna().any():
         runs = runs.sort_values("finished_at", kind="stable", na_position="first")
         dup = runs["run_id"].notna() & runs.duplicated("run_id", keep="last")
         runs = runs[~dup]
     return runs.reset_index(drop=True)
+
+
+def add_floor(runs: pd.DataFrame) -> pd.DataFrame:
+    """``above_floor`` per run: 1.0 when it beats its majority-class floor (test accuracy above
+    ``majority_acc``) *and* agrees with the labels beyond chance (Cohen's kappa > 0 at p < FLOOR_ALPHA,
+    which a coin flip on a balanced task fails although it may beat a majority guess); 0.0 when not;
+    NaN when the record predates these fields. ``kappa_pos`` is the chance-corrected P, kappa clipped at 0.
+    """
+    runs = runs.copy()
+    for col in ("majority_acc", "test_kappa", "test_kappa_p"):
+        runs[col] = pd.to_numeric(runs[col], errors="coerce") if col in runs.columns else np.nan
+    acc = pd.to_numeric(runs["test_acc"], errors="coerce") if "test_acc" in runs.columns else np.nan
+    beats = (acc > runs["majority_acc"]) & ~(runs["test_kappa_p"] >= FLOOR_ALPHA)
+    runs["above_floor"] = beats.astype(float).where(runs["majority_acc"].notna() & pd.notna(acc))
+    runs["kappa_pos"] = runs["test_kappa"].clip(lower=0.0)
+    return runs
 
 
 def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -268,7 +295,7 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
         "single_seed": bool(len(seeds) == 0 or seeds.max() <= 1),
         "single_model_experiments": sorted(models[models == 1].index) if len(models) else [],
         "energy_methods": methods,
-        "energy_estimated": any(m.startswith("estimate") for m in methods),
+        "energy_estimated": any("estimate" in m for m in methods),  # e.g. "cpu=estimate:cpu-tdp+ram=..."
         "devices": sorted(str(d) for d in ok.get("device", pd.Series(dtype=str)).dropna().unique()),
         "co2_per_kwh": _single_intensity(ok),
     }
@@ -299,9 +326,11 @@ def model_table(ok: pd.DataFrame) -> pd.DataFrame:
     if firsts:
         table = table.join(grouped[firsts].first())
     table["n_seeds"] = grouped["seed"].nunique()
+    if "above_floor" in ok.columns:  # a model beats its floor when every seed does (NaN: not recorded)
+        table["above_floor"] = grouped["above_floor"].min()
     table = table.reset_index()
     order = keys + [c for c in firsts if c not in keys] + ["n_seeds"] + means
-    return table[order]
+    return table[order + (["above_floor"] if "above_floor" in table.columns else [])]
 
 
 def score_table(table: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
@@ -314,7 +343,7 @@ def score_table(table: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES
     out = table.copy()
     if not len(out) or not res:
         return out
-    perfs = dict(perfs) if perfs is not None else {"pepr_": "test_acc", "pepr_auc_": "test_auc"}
+    perfs = dict(perfs) if perfs is not None else SCORE_PERFS
     scored_cols = []
     for prefix, perf in perfs.items():
         if perf not in out.columns or out[perf].isna().all():
@@ -334,6 +363,10 @@ def score_table(table: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES
                 out[f"{name}_ref_n"] = new[f"{name}_n"]
                 scored_cols.append(f"pepr_ref_{name}")
     groups = _group_keys(out, group)
+    out["n_models"] = out.groupby(groups, sort=False)["model"].transform("nunique")
+    minmax = [c for c in scored_cols if not c.startswith("pepr_ref_")]
+    normalised = [f"{name}_n" for name in res if f"{name}_n" in out.columns]
+    out.loc[out["n_models"] < 2, minmax + normalised] = np.nan  # min-max over one model is undefined, not P
     for col in ["test_acc", *scored_cols]:
         out[f"rank_{col}"] = out.groupby(groups, sort=False)[col].rank(ascending=False, method="min")
     return out
@@ -417,7 +450,8 @@ def top_k(scored: pd.DataFrame, by: str = "pepr_e", k: int = 5) -> pd.DataFrame:
         return pd.DataFrame()
     top = ranked[ranked["role"] != "best accuracy"]
     best = ranked[ranked["role"] == "best accuracy"].set_index("experiment")
-    cols = ["experiment", "rank", "model", by, "test_acc"] + [c for c in ("energy_kwh", "num_params") if c in top]
+    cols = ["experiment", "rank", "model", by, "test_acc"] + [c for c in ("energy_kwh", "num_params", "above_floor")
+                                                              if c in top]
     out = top[cols].reset_index(drop=True)
     out["best_acc_model"] = out["experiment"].map(best["model"])
     out["best_acc"] = out["experiment"].map(best["test_acc"])
@@ -437,6 +471,8 @@ def best_per_experiment(scored: pd.DataFrame, scores: Sequence[str]) -> pd.DataF
                 top = g.loc[g[col].idxmax()]
                 row[f"top_{col}"] = top["model"]
                 row[f"top_{col}_acc"] = top["test_acc"]
+                if "above_floor" in top.index:  # 0: the winner does not beat its majority-class floor
+                    row[f"top_{col}_above_floor"] = top["above_floor"]
                 if "num_params" in top.index:
                     row[f"top_{col}_params"] = top["num_params"]
         rows.append(row)
@@ -528,19 +564,47 @@ def _pct(fraction) -> str:
     return "?" if _missing(fraction) else f"{100 * float(fraction):g}%"
 
 
-def paired_values(table: pd.DataFrame, a: str, b: str, value: str) -> pd.DataFrame:
+def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCES) -> tuple[str, str] | None:
+    """``(perf column, resource key)`` of a min-max PePR column (``pepr_e``, ``pepr_kappa_t``...), else None."""
+    for prefix in sorted(SCORE_PERFS, key=len, reverse=True):
+        rest = col[len(prefix):]
+        if col.startswith(prefix) and rest in resources:
+            return SCORE_PERFS[prefix], rest
+    return None
+
+
+def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,
+                 resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+    """The rows of ``experiments`` with ``value`` on one scale: a min-max PePR column is recomputed with
+    R_n normalised over the union of their models, so PePR values from different experiments are
+    compared within one normalisation (per-experiment min-max values are not comparable across
+    experiments: a one-model experiment would score PePR = P). Other values are returned as they are."""
+    rows = table[table["experiment"].isin(list(experiments))]
+    parts = minmax_score_parts(value, resources)
+    if parts is None or not len(rows):
+        return rows
+    perf, key = parts
+    rows = rows.copy()
+    rows[value] = pepr(rows, perf, {key: resources[key]}, group=None, prefix="_union_")[f"_union_{key}"]
+    return rows
+
+
+def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
+                  resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
     """Models present in both experiments ``a`` and ``b`` with ``value`` in each and ``diff = a - b``.
 
     ``a`` and ``b`` may list experiments joined by ``POOL_SEP`` (a pooled comparison, paired position by
-    position); the pairing unit is then the model in one context, named ``model @ experiment a``.
+    position); the pairing unit is then the model in one context, named ``model @ experiment a``. A
+    min-max PePR ``value`` is put on one scale per context first (:func:`common_scale`).
     """
     exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)
     if len(exps_a) != len(exps_b):
         raise PeprError(f"a pooled comparison pairs {len(exps_a)} experiments with {len(exps_b)}")
     frames = []
     for ea, eb in zip(exps_a, exps_b, strict=True):
-        left = table[table["experiment"] == ea][["model", value]].rename(columns={value: "a"})
-        right = table[table["experiment"] == eb][["model", value]].rename(columns={value: "b"})
+        both = common_scale(table, (ea, eb), value, resources)
+        left = both[both["experiment"] == ea][["model", value]].rename(columns={value: "a"})
+        right = both[both["experiment"] == eb][["model", value]].rename(columns={value: "b"})
         pairs = left.merge(right, on="model").dropna(subset=["a", "b"])
         if len(exps_a) > 1:
             pairs["model"] = pairs["model"].astype(str) + " @ " + ea
@@ -608,7 +672,7 @@ def paired_tests(scored: pd.DataFrame, comparisons: pd.DataFrame,
     """One row per comparison and value: the paired statistics of :func:`paired_test`."""
     rows = []
     for _, comp in comparisons.iterrows():
-        for value in values:
+        for value in dict.fromkeys(values):
             if value not in scored.columns:
                 continue
             pairs = paired_values(scored, comp["a"], comp["b"], value)
@@ -716,7 +780,7 @@ def rank_agreement(scored: pd.DataFrame, columns: Sequence[str] = ("test_acc", "
     """Kendall's tau-b between the rankings by each pair of ``columns`` within each group (n >= 2)."""
     from scipy import stats
 
-    cols = [c for c in columns if c in scored.columns]
+    cols = [c for c in dict.fromkeys(columns) if c in scored.columns]  # a fallback headline may repeat a column
     rows = []
     for exp, g in scored.groupby(group, sort=True):
         for i, x in enumerate(cols):
@@ -932,7 +996,8 @@ def epoch_swing(histories: pd.DataFrame, values: Sequence[str] = ("test_acc", "t
 # ----------------------------------------------------------------------------------- recommendation
 def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "test_acc",
               by: str = "dataset") -> pd.DataFrame:
-    """The most accurate model per ``by`` whose resources all fit ``budget`` ({column: limit}).
+    """The most accurate model per ``by`` whose resources all fit ``budget`` ({column: limit}), among the
+    models that beat their majority-class floor (``above_floor``; unknown counts as beating it).
 
     Candidates are model-level rows of every experiment (so the recommendation also names the regime
     and data fraction); a model with a missing budgeted resource is not a candidate. When nothing fits,
@@ -945,6 +1010,8 @@ def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "tes
                         f"{', '.join(c for c in RESOURCES.values() if c in table.columns)}")
     label = ", ".join(f"{c} <= {v:g}" for c, v in budget.items())
     rows = []
+    if "above_floor" in table.columns:  # a model that does not beat its majority-class floor is never recommended
+        table = table[table["above_floor"] != 0]
     for key, g in table.groupby(by, sort=True):
         g = g.dropna(subset=[perf])
         known = g.dropna(subset=cols)

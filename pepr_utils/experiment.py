@@ -219,6 +219,14 @@ class Experiment:
             channels_last=config.channels_last)
         return self.fit_result
 
+    def chance_floor(self) -> dict[str, float]:
+        """What a model that learned nothing scores on the test split (``majority_acc``, ``chance_auc``),
+        and how far this one is above chance (``test_kappa``, ``test_kappa_p``)."""
+        floor = majority_floor(self.dataset.splits["train"].labels.numpy(), self.dataset.splits["test"].labels.numpy())
+        if self.fit_result is not None and self.fit_result.test_predictions is not None:
+            floor.update(agreement_beyond_chance(*self.fit_result.test_predictions, task=self.dataset.info.task))
+        return floor
+
     def metrics_table(self):
         """Final test and validation metrics (after the last epoch) as a one-column DataFrame."""
         import pandas as pd
@@ -239,7 +247,7 @@ class Experiment:
                                        env=env, started_at=self.started_at)
         if self.fit_result is None:
             raise PeprError("this run has not been trained yet; call train() before record()")
-        metrics = {**self.fit_result.metrics, "history": self.fit_result.history}
+        metrics = {**self.fit_result.metrics, **self.chance_floor(), "history": self.fit_result.history}
         resources = records.make_resources(self.meter_result, train_time_s=self.meter_result["time_s"],
                                            infer_time_ms_per_image=self.infer_time_ms_per_image)
         resources["train_steps_time_s"] = self.fit_result.train_time_s  # training steps only, no evaluation
@@ -261,6 +269,7 @@ class Experiment:
                                "input_mean": _plain_list(self.mean), "input_std": _plain_list(self.std)}
         if self.fit_result is not None:
             env.update(amp_dtype=self.fit_result.amp_dtype)
+            env.update({f"speed_{k}": v for k, v in self.fit_result.speed.items()})  # what made it fast
         return env
 
     def save(self, out_dir: str | os.PathLike | None = None, *, checkpoint: bool = True) -> dict[str, Any]:
@@ -284,6 +293,62 @@ class Experiment:
         path = write_record(out, record)
         print(f"wrote {path}")
         return record
+
+
+def majority_floor(train_labels: Any, test_labels: Any) -> dict[str, float]:
+    """The floor a useful model must beat: the test accuracy of always predicting the training split's most
+    frequent class (per label for multi-label tasks, averaged as MedMNIST's ACC averages), and chance AUC 0.5.
+
+    The training split decides the guess (a model sees nothing else), so the floor can lie below the test
+    split's own majority share; ties go to the lowest class index, as ``argmax`` does.
+    """
+    import numpy as np
+
+    train = np.asarray(train_labels)
+    test = np.asarray(test_labels)
+    if train.ndim == 2 and train.shape[1] > 1:  # multi-label: one majority guess per label
+        guess = (train.mean(axis=0) > 0.5).astype(test.dtype)
+        acc = float((test == guess).mean())
+    else:
+        train, test = train.reshape(-1), test.reshape(-1)
+        guess = int(np.argmax(np.bincount(train.astype(np.int64))))
+        acc = float((test == guess).mean())
+    return {"majority_acc": acc, "chance_auc": 0.5}
+
+
+def agreement_beyond_chance(y_true: Any, y_score: Any, task: str) -> dict[str, float]:
+    """Cohen's kappa of the test predictions and the one-sided p-value that it exceeds 0.
+
+    Kappa is accuracy corrected for the agreement expected from the label and prediction shares alone:
+    0 for a constant guess or a coin flip whatever the class balance, 1 for perfect predictions. The
+    p-value uses the large-sample standard error under no agreement, ``sqrt(p_e / (n (1 - p_e)))``
+    (Cohen 1960). Multi-label tasks average kappa over labels and use the total number of decisions.
+    """
+    import numpy as np
+    from scipy.stats import norm
+
+    from .train import scores_to_labels
+
+    y_true = np.asarray(y_true)
+    y_pred = scores_to_labels(np.asarray(y_score), task)
+    if y_true.ndim == 2 and y_true.shape[1] > 1:
+        pairs = [(y_true[:, k], y_pred[:, k]) for k in range(y_true.shape[1])]
+    else:
+        pairs = [(y_true.reshape(-1), y_pred.reshape(-1))]
+    kappas, z_parts, n_total = [], [], 0
+    for t, p in pairs:
+        n = len(t)
+        classes = np.union1d(t, p)
+        p_o = float(np.mean(t == p))
+        p_e = float(sum(np.mean(t == c) * np.mean(p == c) for c in classes))
+        kappa = 0.0 if p_e >= 1 else (p_o - p_e) / (1 - p_e)
+        se0 = np.sqrt(p_e / (n * (1 - p_e))) if 0 < p_e < 1 else np.inf
+        kappas.append(kappa)
+        z_parts.append(kappa / se0 if np.isfinite(se0) else 0.0)
+        n_total += n
+    kappa = float(np.mean(kappas))
+    z = float(np.sum(z_parts) / np.sqrt(len(z_parts)))  # Stouffer's combination over labels
+    return {"test_kappa": kappa, "test_kappa_p": float(norm.sf(z))}
 
 
 def _plain_list(value: Any) -> Any:

@@ -43,7 +43,12 @@ PARAM_FIELDS = (
     "epochs", "batch_size", "lr", "seed", "device",
 )  # fmt: skip
 MODEL_INFO_FIELDS = ("num_params", "trainable_params", "macs_per_image", "input_size")
-METRIC_FIELDS = ("test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc")
+METRIC_FIELDS = ("test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
+                 "majority_acc", "chance_auc", "test_kappa", "test_kappa_p")
+#: The floor a useful model must beat: test accuracy of always predicting the training split's most frequent
+#: class, the AUC of guessing, and the model's agreement beyond chance (Cohen's kappa, its one-sided p).
+#: Optional, so records written before they existed still read.
+FLOOR_FIELDS = ("majority_acc", "chance_auc", "test_kappa", "test_kappa_p")
 HISTORY_FIELDS = (
     "epoch",
     "train_loss",
@@ -78,7 +83,8 @@ _MODEL_INFO_TYPES = {
     "macs_per_image": "num?",
     "input_size": "int?",
 }
-_METRIC_TYPES = {name: ("num" if name == "test_acc" else "num?") for name in METRIC_FIELDS}
+_METRIC_TYPES = {name: ("num" if name == "test_acc" else "num?") for name in METRIC_FIELDS if name not in FLOOR_FIELDS}
+_FLOOR_TYPES = {name: "num?" for name in FLOOR_FIELDS}
 _HISTORY_TYPES = {name: ("int" if name == "epoch" else "num?") for name in HISTORY_FIELDS}
 _RESOURCE_TYPES = {
     "energy_kwh": "num", "energy_method": "str", "cpu_energy_kwh": "num?", "gpu_energy_kwh": "num?",
@@ -388,6 +394,7 @@ def validate_record(record: Mapping[str, Any]) -> dict[str, Any]:
             raise PeprError("record field resources is missing: an ok run must have its resources")
     if metrics:
         _check_fields("metrics", metrics, _METRIC_TYPES, require=status == "ok")
+        _check_fields("metrics", metrics, _FLOOR_TYPES, require=False)
         history = metrics.get("history")
         if history is not None:
             if not isinstance(history, list):

@@ -191,7 +191,8 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
                      "and a section below gives 95% intervals and how often the top model stays on top.")
     if facts["single_model_experiments"]:
         lines.append("Only one model was scored in " + ", ".join(f"`{e}`" for e in facts["single_model_experiments"])
-                     + ": with nothing to normalise against, its PePR equals its accuracy there.")
+                     + ": min-max PePR is undefined with nothing to normalise against, so it is left empty there "
+                     "(never set to the accuracy); the fixed-reference PePR still scores it.")
     missing = [n for n in ("e", "c", "t", "m") if n not in resources]
     if missing:
         lines.append("Not recorded, so not scored: " + ", ".join(f"PePR-{m.upper()}" for m in missing) + ".")
@@ -232,12 +233,14 @@ def say_best(best: pd.DataFrame, scored: pd.DataFrame, by: str = "pepr_e", cost:
         g = scored[scored["experiment"] == exp].set_index("model")
         pick, acc_best = row[f"top_{by}"], row["top_test_acc"]
         if row["models"] < 2:
-            lines.append(f"`{exp}`: one model ({pick}), accuracy {fmt(g.loc[pick, 'test_acc'])}.")
+            lines.append(f"`{exp}`: one model ({acc_best}{_floor_flag(g, acc_best)}), accuracy "
+                         f"{fmt(g.loc[acc_best, 'test_acc'])}; no {label(by)} ranking with one model.")
             continue
+        flag = _floor_flag(g, pick)
         if pick == acc_best:
             same += 1
             lines.append(f"`{exp}`: **{pick}** is both the most accurate (accuracy {fmt(g.loc[pick, 'test_acc'])}) "
-                         f"and the top {label(by)} of {int(row['models'])} models.")
+                         f"and the top {label(by)} of {int(row['models'])} models{flag}.")
             continue
         gap = g.loc[acc_best, "test_acc"] - g.loc[pick, "test_acc"]
         ratio = (g.loc[acc_best, cost] / g.loc[pick, cost]
@@ -246,7 +249,7 @@ def say_best(best: pd.DataFrame, scored: pd.DataFrame, by: str = "pepr_e", cost:
         if np.isfinite(ratio):
             ratios.append(ratio)
         cost_part = f", using {fmt(ratio, 2)}× the {label(cost)}" if np.isfinite(ratio) else ""
-        lines.append(f"`{exp}`: the top {label(by)} is **{pick}** (accuracy {fmt(g.loc[pick, 'test_acc'])}, "
+        lines.append(f"`{exp}`: the top {label(by)} is **{pick}**{flag} (accuracy {fmt(g.loc[pick, 'test_acc'])}, "
                      f"{fmt_params(g.loc[pick].get('num_params', np.nan))}); the most accurate is **{acc_best}** "
                      f"(accuracy {fmt(g.loc[acc_best, 'test_acc'])}, {fmt_params(g.loc[acc_best].get('num_params', np.nan))})"
                      f", {fmt(gap, 2)} more accurate{cost_part}.")
@@ -260,6 +263,52 @@ def say_best(best: pd.DataFrame, scored: pd.DataFrame, by: str = "pepr_e", cost:
                      f"accuracy" + (f" for {fmt(float(np.median(ratios)), 2)}× less {label(cost)}" if ratios else "")
                      + " than the most accurate model.")
     return head + "\n\n" + _bullets(lines)
+
+
+def _floor_flag(models: pd.DataFrame, model: str) -> str:
+    """" (⚠ does not beat its majority-class floor)" for a model that learned nothing useful, else ""."""
+    if "above_floor" not in models.columns or model not in models.index:
+        return ""
+    return " (⚠ does not beat its majority-class floor)" if models.loc[model, "above_floor"] == 0 else ""
+
+
+def say_floor(scored: pd.DataFrame) -> str:
+    """Which models do not beat their floor: a model that does not is never a winner without this flag."""
+    if "above_floor" not in scored.columns or scored["above_floor"].isna().all():
+        return ("The records hold no majority-class floor (written before `majority_acc` was recorded): "
+                "no model is checked against it.")
+    below = scored[scored["above_floor"] == 0]
+    head = ("A model **beats its floor** when its test accuracy is above `majority_acc` (always predicting the "
+            "training split's most frequent class) in every seed *and* its predictions agree with the labels "
+            "beyond chance (Cohen's κ > 0, one-sided p < 0.05; a coin flip can beat a majority guess on a "
+            "balanced test split, but not this). ")
+    if not len(below):
+        return head + f"All {plural(len(scored), 'model-experiment')} beat their floor."
+    lines = [f"`{r['experiment']}`: {r['model']} (accuracy {fmt(r['test_acc'])}, floor {fmt(r.get('majority_acc'))}, "
+             f"κ = {fmt(r.get('test_kappa'), 2)})" for _, r in below.sort_values(["experiment", "model"]).iterrows()]
+    return (head + f"**{plural(len(below), 'model-experiment')} of {len(scored)} do not**, and are flagged ⚠ "
+            "wherever they are named; they are never recommended. The chance-corrected PePR (P = κ clipped at 0) "
+            "scores them near 0:\n\n" + _bullets(lines))
+
+
+def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) -> str:
+    """The verdict on each of the paper's claims in one sentence, and whether it holds in every seed."""
+    lines = []
+    for i, v in verdicts.reset_index(drop=True).iterrows():
+        if v["verdict"] == "not testable":
+            lines.append(f"{v['claim']}: **not testable** ({v['why']}).")
+            continue
+        held = ""
+        if by_seed is not None and len(by_seed) > i and any(c.startswith("seed ") for c in by_seed.columns):
+            held = (" It holds in every seed subset." if bool(by_seed.loc[i, "holds in every seed"]) else
+                    " It does **not** hold in every seed subset: " + ", ".join(
+                        f"{c}: {by_seed.loc[i, c]}" for c in by_seed.columns if c.startswith("seed ")) + ".")
+        lines.append(f"{v['claim']}: **{v['verdict']}**: {v['measure']}, mean {_signed(v['mean'])} "
+                     f"[95% interval {fmt(v['ci_lo'])}, {fmt(v['ci_hi'])}] over {int(v['n'])} {v['units']} "
+                     f"({int(v['seeds'])} seed(s) each), Wilcoxon {fmt_p(v['p'])}, r = {fmt(v['effect_r'], 2)}"
+                     + (f"; {v['why']}" if v["why"] else "") + "." + held)
+    return ("Each claim of the paper tested on these runs. Intervals resample units and, within each, seeds; "
+            "p is a Wilcoxon signed-rank test on the units' seed means:\n\n" + _bullets(lines))
 
 
 def say_params_trend(scored: pd.DataFrame, cols: Sequence[str] = ("test_acc", "pepr_e")) -> str:
@@ -290,11 +339,15 @@ def say_paired(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     if not len(tests):
         return ("No paired comparison is possible: the runs contain no pretrained and scratch experiments, "
                 "or no two training fractions, sharing models.")
-    lines = []
+    lines, untestable, powerless = [], {}, set()
     for _, t in tests.iterrows():
         what = label(t["value"])
         if t["n_pairs"] < 2:
-            lines.append(f"{t['comparison']}, {what}: {t['note']}.")
+            untestable.setdefault(t["comparison"], t["note"])
+            continue
+        if "cannot reach" in str(t["note"]) and not any(
+                np.isfinite(p) and p < alpha for p in (t["wilcoxon_p"], t["ttest_p"])):
+            powerless.add(t["comparison"])
             continue
         sig = [name for name, p in (("Wilcoxon", t["wilcoxon_p"]), ("t-test", t["ttest_p"]))
                if np.isfinite(p) and p < alpha]
@@ -306,8 +359,14 @@ def say_paired(tests: pd.DataFrame, alpha: float = 0.05) -> str:
             f"Wilcoxon {fmt_p(t['wilcoxon_p'])}, rank-biserial r = {fmt(t['rank_biserial'], 2)}; "
             f"paired t-test {fmt_p(t['ttest_p'])}, d_z = {fmt(t['cohen_dz'], 2)}: **{verdict}**"
             + (f" ({t['note']})" if t["note"] else "") + ".")
-    return ("Paired by model (each model against itself), differences are first condition minus second:\n\n"
-            + _bullets(lines))
+    tail = [f"{c}: {note}." for c, note in untestable.items()]
+    if powerless:
+        tail.append(f"{plural(len(powerless), 'comparison')} with fewer than 6 pairs each ("
+                    + "; ".join(sorted(powerless)) + ") cannot reach p < 0.05 with a Wilcoxon test by construction; "
+                    "their numbers are in the table, and the pooled comparisons carry the evidence.")
+    return ("Paired by model (each model against itself), differences are first condition minus second; PePR is "
+            "compared on one scale per pair of experiments (min-max over the union of both):\n\n"
+            + _bullets(lines + tail))
 
 
 def _signed(x) -> str:

@@ -199,9 +199,9 @@ def test_planted_ranking_matches_hand_computed_pepr(scored):
     assert list(top["model"]) == [MODELS[i] for i in order] == ["m2", "m5", "m3"]
     assert set(top["best_acc_model"]) == {"m7"}
     np.testing.assert_allclose(top["acc_given_up"], [ACC[7] - ACC[i] for i in order], atol=1e-12)
-    # single-model experiment: PePR equals P
+    # single-model experiment: min-max PePR is undefined (not P); the fixed reference still scores it
     single = scored[scored["experiment"] == SINGLE]
-    assert len(single) == 1 and single["pepr_e"].iloc[0] == single["test_acc"].iloc[0]
+    assert len(single) == 1 and np.isnan(single["pepr_e"].iloc[0]) and np.isnan(single["e_n"].iloc[0])
 
 
 def test_fixed_reference_is_r_over_r_ref(scored):
@@ -221,7 +221,7 @@ def test_planted_pareto_front(scored):
     df = pd.DataFrame({"experiment": "x", "test_acc": [0.5, 0.5, 0.4, np.nan], "energy_kwh": [1.0, 1.0, 2.0, 0.1]})
     assert list(an.pareto_front(df)) == [True, True, False, False]
     # the top PePR model is always on the front
-    top = scored.loc[scored.groupby("experiment")["pepr_e"].idxmax()]
+    top = scored.loc[scored.dropna(subset=["pepr_e"]).groupby("experiment")["pepr_e"].idxmax()]
     assert an.pareto_front(scored).loc[top.index].all()
 
 
@@ -319,7 +319,7 @@ EXPECTED_FIGURES = {"test_acc_vs_params", "energy_kwh_vs_params", "pepr_e_vs_par
 EXPECTED_TABLES = {"overview", "excluded_runs", "pepr_scores", "pepr_scores_short", "top5_pepr_e", "top5_pepr_c",
                    "top5_pepr_t", "top5_pepr_m", "best_per_experiment", "paired_tests", "pareto_front",
                    "pepr_fixed_reference", "epoch_swing", "pepr_auc", "seed_intervals", "top_rank_stability",
-                   "rank_agreement", "recommendations", "paper_questions"}
+                   "rank_agreement", "recommendations", "paper_questions", "verdicts", "verdicts_by_seed"}
 
 
 def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
@@ -350,7 +350,7 @@ def test_report_on_the_synthetic_study(study, tmp_path):
     elapsed = time.perf_counter() - start
     summary = _check_report(out, EXPECTED_FIGURES, EXPECTED_TABLES)
     assert "2 failed and 1 incompatible" in summary
-    assert "PePR equals its accuracy" in summary and SINGLE in summary
+    assert "min-max PePR is undefined" in summary and SINGLE in summary
     assert "estimated" in summary  # the energy method is said
     assert "energy × 150 g CO2e/kWh" in summary  # one carbon intensity: PePR-C is PePR-E
     assert "**m2** stays on top in 100% of bootstrap replicates" in summary
@@ -396,7 +396,7 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     assert sorted(smoke["model"]) == sorted(r.params["model"] for r in grid.runs)
     assert smoke["energy_kwh"].gt(0).all() and smoke["pepr_e"].between(0, 1).all()
     assert f"{n + 2} run records" in summary and "1 incompatible" in summary
-    assert "a single seed" in summary and "PePR equals its accuracy" in summary
+    assert "a single seed" in summary and "min-max PePR is undefined" in summary
     assert "No paired comparison is possible" in summary
     assert "Figure `paired_test_acc` skipped" in summary
     assert "single epoch" in summary  # the smoke runs train one epoch: no swing to measure

@@ -1,0 +1,299 @@
+"""The paper's claims, each tested on a study's runs and given a verdict: the table a report opens with.
+
+A claim is tested on *units* (a model in one context, or one experiment), each holding one value per
+seed. The headline is the mean over units with a 95% interval from a two-level bootstrap (units with
+replacement, then each unit's seeds with replacement), so the interval covers seed-to-seed variation
+as well as model-to-model variation; the p-value is a Wilcoxon signed-rank test on the units' seed
+means (two-sided). A verdict needs p < alpha:
+
+* ``supported``: the effect goes the claimed way; ``reversed``: significantly the other way;
+* ``not supported``: no significant effect (the interval says how large an effect is still possible);
+* ``not testable``: too few units, or so few that the test cannot reach p < alpha by construction
+  (a two-sided Wilcoxon test needs 6 non-zero pairs for p < 0.05).
+
+Values are compared within one normalisation only: paired PePR values are never used here, and the
+per-experiment statistics (size trend, winner sizes) use PePR normalised within experiment and seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .analysis import RESOURCES, label, per_seed_scores
+
+#: Accuracy a fine-tuned model on little data may lose against scratch on all data and still count as
+#: "needing less data" (non-inferiority margin, in accuracy points).
+NONINFERIORITY_MARGIN = 0.02
+VERDICTS = ("supported", "not supported", "reversed", "not testable")
+COLUMNS = ["claim", "measure", "units", "n", "mean", "ci_lo", "ci_hi", "p", "effect_r", "verdict", "why"]
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def unit_bootstrap(units: Sequence[np.ndarray], *, n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Interval of the mean over units, resampling units and, within each, its seed values."""
+    units = [np.asarray(u, dtype=float) for u in units if len(u)]
+    if len(units) < 2:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    per_unit = np.empty((n_boot, len(units)))
+    for j, values in enumerate(units):
+        draw = rng.integers(0, len(values), size=(n_boot, len(values)))
+        per_unit[:, j] = values[draw].mean(axis=1)
+    pick = rng.integers(0, len(units), size=(n_boot, len(units)))
+    means = np.take_along_axis(per_unit, pick, axis=1).mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def signed_rank(unit_means: np.ndarray) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank p against 0 and the matched-pairs rank-biserial r (NaN when undefined)."""
+    from scipy import stats
+
+    d = np.asarray(unit_means, dtype=float)
+    d = d[np.isfinite(d)]
+    nonzero = d[d != 0]
+    if len(nonzero) < 2:
+        return np.nan, np.nan
+    ranks = stats.rankdata(np.abs(nonzero))
+    w_plus, w_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+    return float(stats.wilcoxon(d).pvalue), float((w_plus - w_minus) / (w_plus + w_minus))
+
+
+def min_units_for(alpha: float) -> int:
+    """Fewest non-zero pairs with which a two-sided Wilcoxon signed-rank test can reach p < alpha."""
+    n = 1
+    while 2 * 0.5 ** n >= alpha:
+        n += 1
+    return n
+
+
+def judge(units: Sequence[np.ndarray], direction: int, *, alpha: float = 0.05, n_boot: int = 2000,
+          seed: int = 0) -> dict:
+    """Mean, interval, p, effect and verdict for units whose claimed effect has sign ``direction``."""
+    units = [np.asarray(u, dtype=float) for u in units]
+    units = [u[np.isfinite(u)] for u in units]
+    units = [u for u in units if len(u)]
+    means = np.array([u.mean() for u in units])
+    lo, hi = unit_bootstrap(units, n_boot=n_boot, seed=seed)
+    p, r = signed_rank(means)
+    out = {"n": len(units), "mean": float(means.mean()) if len(means) else np.nan, "ci_lo": lo, "ci_hi": hi,
+           "p": p, "effect_r": r, "seeds": max((len(u) for u in units), default=0)}
+    need = min_units_for(alpha)
+    nonzero = int((means != 0).sum())
+    if nonzero < need:
+        out.update(verdict="not testable",
+                   why=f"{nonzero} non-zero units: a Wilcoxon test needs {need} to reach p < {alpha:g}")
+    elif not np.isfinite(p) or p >= alpha:
+        out.update(verdict="not supported", why=f"no significant effect (p = {p:.2g})")
+    elif np.sign(out["mean"]) == direction:
+        out.update(verdict="supported", why=f"p = {p:.2g}; {_share(means, direction)} units the claimed way")
+    else:
+        out.update(verdict="reversed", why=f"significant the other way (p = {p:.2g})")
+    return out
+
+
+def _share(means: np.ndarray, direction: int) -> str:
+    return f"{int((np.sign(means) == direction).sum())} of {len(means)}"
+
+
+# ------------------------------------------------------------------------------------------ units
+def _experiments(ok: pd.DataFrame) -> pd.DataFrame:
+    return ok.drop_duplicates("experiment")[["experiment", "dataset", "size", "fraction", "regime"]]
+
+
+def _pretrained_regime(exps: pd.DataFrame) -> str | None:
+    regimes = sorted(r for r in exps["regime"].unique() if r != "scratch" and str(r).startswith("imagenet"))
+    return "imagenet-full" if "imagenet-full" in regimes else (regimes[0] if regimes else None)
+
+
+def contexts(ok: pd.DataFrame, kind: str) -> list[tuple[str, str]]:
+    """Pairs of experiments ``(a, b)`` a paired claim compares, one per context:
+
+    * ``pretraining``: ImageNet-pretrained vs scratch at the same dataset, size and fraction;
+    * ``data``: the largest vs the smallest training fraction at the same dataset, size and regime;
+    * ``pretraining_for_data``: pretrained at the smallest fraction vs scratch at the largest one.
+    """
+    exps = _experiments(ok)
+    pre = _pretrained_regime(exps)
+    pairs = []
+    if kind == "data":
+        for _, g in exps.groupby(["dataset", "size", "regime"], sort=True):
+            if g["fraction"].nunique() >= 2:
+                g = g.sort_values("fraction")
+                pairs.append((g["experiment"].iloc[-1], g["experiment"].iloc[0]))
+        return pairs
+    if pre is None:
+        return pairs
+    for _, g in exps.groupby(["dataset", "size"], sort=True):
+        scratch, tuned = g[g["regime"] == "scratch"], g[g["regime"] == pre]
+        if kind == "pretraining":
+            for f in sorted(set(scratch["fraction"]) & set(tuned["fraction"])):
+                pairs.append((tuned[tuned["fraction"] == f]["experiment"].iloc[0],
+                              scratch[scratch["fraction"] == f]["experiment"].iloc[0]))
+        elif kind == "pretraining_for_data" and len(scratch) and len(tuned):
+            small, large = tuned["fraction"].min(), scratch["fraction"].max()
+            if small < large:
+                pairs.append((tuned[tuned["fraction"] == small]["experiment"].iloc[0],
+                              scratch[scratch["fraction"] == large]["experiment"].iloc[0]))
+    return pairs
+
+
+def paired_units(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]],
+                 value: Callable[[pd.Series, pd.Series], np.ndarray]) -> list[np.ndarray]:
+    """One unit per model present in both experiments of a pair: ``value(a_runs, b_runs)`` per seed,
+    the runs of both sides matched by seed (a seed decides the initial head, batch order and fraction)."""
+    units = []
+    for a, b in pairs:
+        runs_a, runs_b = ok[ok["experiment"] == a], ok[ok["experiment"] == b]
+        for model in sorted(set(runs_a["model"]) & set(runs_b["model"])):
+            ra = runs_a[runs_a["model"] == model].drop_duplicates("seed").set_index("seed")
+            rb = runs_b[runs_b["model"] == model].drop_duplicates("seed").set_index("seed")
+            seeds = sorted(set(ra.index) & set(rb.index))
+            if seeds:
+                units.append(np.asarray(value(ra.loc[seeds], rb.loc[seeds]), dtype=float))
+    return units
+
+
+def experiment_units(per_seed: pd.DataFrame, stat: Callable[[pd.DataFrame], float],
+                     min_models: int) -> list[np.ndarray]:
+    """One unit per experiment with ``min_models`` or more models: ``stat`` of each seed's models."""
+    units = []
+    for _, g in per_seed.groupby("experiment", sort=True):
+        values = [stat(s) for _, s in g.groupby("seed", sort=True) if s["model"].nunique() >= min_models]
+        values = [v for v in values if np.isfinite(v)]
+        if values:
+            units.append(np.asarray(values))
+    return units
+
+
+def size_trend(by: str) -> Callable[[pd.DataFrame], float]:
+    """Spearman's rho between log parameters and ``by`` within one experiment and seed."""
+    def stat(g: pd.DataFrame) -> float:
+        sub = g[["num_params", by]].dropna()
+        if len(sub) < 3 or sub["num_params"].nunique() < 2 or sub[by].nunique() < 2:
+            return np.nan
+        return float(sub["num_params"].rank().corr(sub[by].rank()))
+    return stat
+
+
+def winner_size_gap(by: str) -> Callable[[pd.DataFrame], float]:
+    """log10 parameters of the top model by ``by`` minus those of the most accurate model (0: same model)."""
+    def stat(g: pd.DataFrame) -> float:
+        sub = g.dropna(subset=[by, "test_acc", "num_params"])
+        if len(sub) < 2:
+            return np.nan
+        top = sub.sort_values([by, "test_acc"], ascending=False).iloc[0]
+        best = sub.sort_values(["test_acc", by], ascending=False).iloc[0]
+        return float(np.log10(top["num_params"]) - np.log10(best["num_params"]))
+    return stat
+
+
+# ------------------------------------------------------------------------------------------ claims
+def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES, by: str = "pepr_e",
+                  alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
+                  margin: float = NONINFERIORITY_MARGIN) -> pd.DataFrame:
+    """One row per claim of the paper: the evidence (units, mean with 95% interval, p, effect r) and the
+    verdict, from the scored runs ``ok`` (one row per run, several seeds allowed)."""
+    key = by[len("pepr_"):]
+    cost = resources.get(key, "energy_kwh")
+    per_seed = per_seed_scores(ok, resources) if len(ok) else ok
+    kw = {"alpha": alpha, "n_boot": n_boot, "seed": seed}
+    rows = []
+
+    def add(claim: str, measure: str, units_label: str, result: dict) -> None:
+        rows.append({"claim": claim, "measure": measure, "units": units_label, **result})
+
+    name = label(by)
+    if by in per_seed.columns:
+        add(f"Small models win on {name} ({name} falls with model size)",
+            f"Spearman rho(parameters, {name}) per experiment", "experiments",
+            judge(experiment_units(per_seed, size_trend(by), 3), -1, **kw))
+    else:
+        add(f"Small models win on {name}", "", "experiments", _untestable(f"{by} not scored"))
+    acc = lambda a, b: a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)  # noqa: E731
+    pre = contexts(ok, "pretraining")
+    add("ImageNet pretraining raises accuracy", "test accuracy, pretrained - scratch",
+        "model x dataset x fraction", judge(paired_units(ok, pre, acc), +1, **kw) if pre
+        else _untestable("no pretrained and scratch runs at the same dataset and fraction"))
+    add(*_data_and_compute(ok, cost, margin, kw))
+    data = contexts(ok, "data")
+    add("More training data raises accuracy", "test accuracy, largest - smallest fraction",
+        "model x dataset x regime", judge(paired_units(ok, data, acc), +1, **kw) if data
+        else _untestable("no experiment was run at two training fractions"))
+    winners = experiment_units(per_seed, winner_size_gap(by), 2) if by in per_seed.columns else []
+    result = judge(winners, -1, **kw) if winners else _untestable(f"{by} not scored")
+    below = _winners_below_floor(per_seed, by)
+    if below:
+        result["why"] += f"; {below}"
+    add(f"{name} prefers smaller models than accuracy",
+        f"log10 parameters of the {name} winner - of the most accurate model", "experiments", result)
+    table = pd.DataFrame(rows)
+    return table.reindex(columns=[*COLUMNS, "seeds"])
+
+
+def _data_and_compute(ok: pd.DataFrame, cost: str, margin: float, kw: dict) -> tuple[str, str, str, dict]:
+    """Pretrained on the smallest fraction vs scratch on the largest: accuracy not lower by more than
+    ``margin`` (interval) *and* significantly less ``cost`` -> supported."""
+    claim = "Pretraining cuts the data and compute needed (pretrained on little data vs scratch on all)"
+    measure = f"test accuracy and {label(cost)}, pretrained at the smallest fraction vs scratch at the largest"
+    pairs = contexts(ok, "pretraining_for_data")
+    if not pairs:
+        return claim, measure, "model x dataset", _untestable("no pretrained runs on less data than scratch runs")
+    acc = judge(paired_units(ok, pairs, lambda a, b: a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)),
+                +1, **kw)
+    if cost not in ok.columns or ok[cost].isna().all():
+        return claim, measure, "model x dataset", _untestable(f"{cost} not recorded")
+    log_ratio = judge(paired_units(ok, pairs, lambda a, b: np.log(a[cost].to_numpy(float) / b[cost].to_numpy(float))),
+                      -1, **kw)
+    ratio = np.exp([log_ratio["mean"], log_ratio["ci_lo"], log_ratio["ci_hi"]])
+    cheaper = log_ratio["verdict"] == "supported"
+    not_worse = np.isfinite(acc["ci_lo"]) and acc["ci_lo"] > -margin
+    if acc["verdict"] == "not testable" or log_ratio["verdict"] == "not testable":
+        verdict, why = "not testable", acc["why"] if acc["verdict"] == "not testable" else log_ratio["why"]
+    elif cheaper and not_worse:
+        verdict, why = "supported", ""
+    elif log_ratio["verdict"] == "reversed" and acc["mean"] <= 0:
+        verdict, why = "reversed", "costlier and not more accurate"
+    elif acc["verdict"] == "reversed":
+        verdict, why = "not supported", f"less accurate ({acc['mean']:+.3f}): saves compute, not data"
+    else:
+        verdict, why = "not supported", ("accuracy may be lower by more than the margin" if cheaper
+                                         else "not significantly cheaper")
+    why = (f"{why}; " if why else "") + (
+        f"{label(cost)} x{ratio[0]:.2g} [{ratio[1]:.2g}, {ratio[2]:.2g}] (p = {log_ratio['p']:.2g}); "
+        f"accuracy margin {margin:g}")
+    return claim, measure, "model x dataset", {**acc, "verdict": verdict, "why": why}
+
+
+def _winners_below_floor(per_seed: pd.DataFrame, by: str) -> str:
+    if "above_floor" not in per_seed.columns or by not in per_seed.columns:
+        return ""
+    tops = per_seed.dropna(subset=[by]).sort_values([by, "test_acc"], ascending=False).groupby(
+        ["experiment", "seed"], sort=True).head(1)
+    below = tops[tops["above_floor"] == 0]
+    if not len(below):
+        return ""
+    return (f"{len(below)} of {len(tops)} winners do not beat their majority-class floor "
+            f"({', '.join(sorted(set(below['model'])))})")
+
+
+def _untestable(why: str) -> dict:
+    return {"n": 0, "mean": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p": np.nan, "effect_r": np.nan,
+            "verdict": "not testable", "why": why, "seeds": 0}
+
+
+def verdicts_by_seed(ok: pd.DataFrame, verdicts: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """The verdict of every claim on each seed's runs alone, beside the verdict on all seeds, and
+    whether it holds in every seed subset (the robustness of the verdicts)."""
+    out = verdicts[["claim", "verdict"]].rename(columns={"verdict": "all seeds"})
+    seeds = sorted(pd.to_numeric(ok["seed"], errors="coerce").dropna().unique()) if len(ok) else []
+    for s in seeds:
+        out[f"seed {int(s)}"] = verdict_table(ok[ok["seed"] == s], **kwargs)["verdict"].to_numpy()
+    seed_cols = [c for c in out.columns if c.startswith("seed ")]
+    out["holds in every seed"] = (out[seed_cols].eq(out["all seeds"], axis=0).all(axis=1)
+                                  if seed_cols else False)
+    return out
