@@ -119,7 +119,7 @@ def goal(*, images: int = 1000, epochs: int = 2, repeats: int = 4, threads: int 
         with Meter("cpu", sample_interval_s=1.0):
             pass
     fixed = (time.perf_counter() - t0) / 5
-    per_s = median(paired)  # overhead per second of metered work, as a share
+    per_s = median(cpu["metered"]) / median(cpu["bare"]) - 1  # overhead per second of metered work
     overhead = max(per_s, 0.0) + fixed / run_s
     note(f"meter: {median(cpu['bare']):.2f} CPU-s bare vs {median(cpu['metered']):.2f} metered per trial; paired "
          f"overheads {', '.join(f'{p:+.2%}' for p in paired)}; fixed cost of a Meter block {fixed * 1e3:.1f} ms")

@@ -56,7 +56,7 @@ def steps(model, batches, *, channels_last=False, bf16=False, opt=None) -> float
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-        total += float(loss) * len(y)
+        total += float(loss.detach()) * len(y)
         n += len(y)
     return total / n
 

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from common import note, setup_env
+from common import note, report, setup_env
 
 setup_env()
 
@@ -44,29 +44,41 @@ def main(argv: list[str] | None = None) -> int:
         if name not in args.only:
             continue
         t0 = time.perf_counter()
-        if name == "train":
-            import bench_train
-            lines.append(bench_train.goal(threads=threads))
-        elif name == "data":
-            import bench_data
-            lines.append(bench_data.goal(threads=threads))
-        elif name == "meter":
-            import bench_meter
-            lines.append(bench_meter.goal(threads=threads))
-        elif name == "fixed":
-            import bench_grid
-            line, fixed_s = bench_grid.goal(threads=threads)
-            lines.append(line)
-        elif name == "medmnist":
-            import bench_medmnist
-            lines.append(bench_medmnist.goal(threads=threads))
-        elif name == "study":
-            import bench_study
-            lines.append(bench_study.goal(fixed_s=fixed_s, workers=args.workers))
+        try:
+            fixed_s = _run_goal(name, threads, args.workers, fixed_s, lines)
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' lines
+            import traceback
+
+            traceback.print_exc()
+            lines.append(report(name, f"error ({type(exc).__name__}: {exc})", "see above", False))
         note(f"({name}: {time.perf_counter() - t0:.0f} s)")
     note(f"make bench: {len(lines)} goal(s) in {time.perf_counter() - started:.0f} s; load average "
          f"{os.getloadavg()[0]:.1f}")
     return 0  # a short goal is a finding, not an error: the lines say which
+
+
+def _run_goal(name: str, threads: int, workers: int, fixed_s: float, lines: list[str]) -> float:
+    """Run one goal, append its line; return the fixed cost per run for the projection."""
+    if name == "train":
+        import bench_train
+        lines.append(bench_train.goal(threads=threads))
+    elif name == "data":
+        import bench_data
+        lines.append(bench_data.goal(threads=threads))
+    elif name == "meter":
+        import bench_meter
+        lines.append(bench_meter.goal(threads=threads))
+    elif name == "fixed":
+        import bench_grid
+        line, fixed_s = bench_grid.goal(threads=threads)
+        lines.append(line)
+    elif name == "medmnist":
+        import bench_medmnist
+        lines.append(bench_medmnist.goal(threads=threads))
+    elif name == "study":
+        import bench_study
+        lines.append(bench_study.goal(fixed_s=fixed_s, workers=workers))
+    return fixed_s
 
 
 if __name__ == "__main__":
