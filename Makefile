@@ -13,7 +13,8 @@ export PEPR_DATA_DIR      ?= $(if $(wildcard $(SHARED)/data),$(abspath $(SHARED)
 export PEPR_WEIGHTS_DIR   ?= $(if $(wildcard $(SHARED)/weights),$(abspath $(SHARED)/weights),)
 export PEPR_REFERENCE_DIR ?= $(if $(wildcard $(SHARED)/reference/saintslab-pepr),$(abspath $(SHARED)/reference/saintslab-pepr),)
 export MPLBACKEND = Agg
-GRID   ?= parameters/grids/quick.yaml
+# GRID: a shipped grid name (smoke, quick, paper) or a YAML path.
+GRID   ?= quick
 WORKERS ?= 2
 
 .PHONY: setup study test lint paper notebooks lab bench clean-venv

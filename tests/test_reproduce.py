@@ -180,3 +180,19 @@ def test_lock_pins_exactly_what_pyproject_needs():
     pins = {n.lower() for n in lock.read_lock((ROOT / "requirements-lock.txt").read_text(encoding="utf-8"))}
     assert "codecarbon" not in pins and "typer" not in pins  # nothing imports them
     assert {"torch", "torchvision", "pooch", "seaborn"} <= pins
+
+
+# --------------------------------------------------------------------------- shipped grids
+def test_a_grid_is_a_yaml_path_or_a_shipped_name(tmp_path, monkeypatch):
+    from pepr_utils.errors import PeprError
+    from pepr_utils.grid_spec import grid_file, shipped_grids
+
+    assert {"smoke", "quick", "paper"} <= set(shipped_grids())
+    monkeypatch.chdir(tmp_path)
+    assert grid_file("smoke").read_bytes() == (ROOT / "parameters" / "grids" / "smoke.yaml").read_bytes()
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    assert grid_file("mine.yaml").resolve() == tmp_path / "mine.yaml"  # a path wins
+    with pytest.raises(PeprError, match=r"'nope'.*smoke"):
+        grid_file("nope")
+    with pytest.raises(PeprError, match="not found"):
+        grid_file("missing/smoke.yaml")
