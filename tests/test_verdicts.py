@@ -1,0 +1,174 @@
+"""Chance-aware scoring, one normalisation per comparison, and the verdict table, on planted answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pepr_utils import analysis as an
+from pepr_utils import report as rp
+from pepr_utils import verdicts as vd
+from pepr_utils.experiment import agreement_beyond_chance, majority_floor
+
+SIZES = {"a": 1e6, "b": 3e6, "c": 5e6, "d": 8e6, "e": 11e6}
+
+
+def _runs(*, pretrain_gain=0.0, data_gain=0.1, seeds=(0, 1), pretrained=("b", "c", "d"), noise=0.01,
+          pretrained_energy=1.0, rng_seed=1) -> pd.DataFrame:
+    """A study table: 5 scratch models and 3 pretrained ones on 3 datasets x 2 fractions x seeds.
+
+    Accuracy does not depend on the model (so PePR falls with size through the energy only); energy
+    grows with size and with the data fraction."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for ds in ("x", "y", "z"):
+        for frac in (1.0, 0.1):
+            for regime in ("scratch", "imagenet"):
+                models = SIZES if regime == "scratch" else {m: SIZES[m] for m in pretrained}
+                for m, p in models.items():
+                    for seed in seeds:
+                        acc = 0.6 + data_gain * (frac == 1.0) + pretrain_gain * (regime == "imagenet") \
+                            + rng.normal(0, noise)
+                        energy = p * 1e-9 * frac * (pretrained_energy if regime == "imagenet" else 1.0)
+                        rows.append({
+                            "run_id": f"{ds}-{frac}-{regime}-{m}-{seed}", "status": "ok", "model": m, "dataset": ds,
+                            "size": 28, "fraction": frac, "pretrained": regime != "scratch",
+                            "weights": "imagenet" if regime != "scratch" else None, "mode": "full", "seed": seed,
+                            "epochs": 3, "batch_size": 32, "lr": 5e-4, "test_acc": acc, "test_auc": acc,
+                            "num_params": p, "energy_kwh": energy, "train_time_s": energy * 1e4,
+                            "majority_acc": 0.5, "test_kappa": 2 * (acc - 0.5), "test_kappa_p": 1e-6})
+    ok, _ = an.split_runs(an.prepare_runs(pd.DataFrame(rows)))
+    return ok
+
+
+RESOURCES = {"e": "energy_kwh", "t": "train_time_s"}
+
+
+# ----------------------------------------------------------------------------------------- the floor
+def test_majority_floor_uses_the_training_split():
+    train = np.array([1] * 51 + [0] * 49)  # the training split's majority is 1...
+    test = np.array([1] * 44 + [0] * 56)  # ...which is the test split's minority
+    assert majority_floor(train, test) == {"majority_acc": pytest.approx(0.44), "chance_auc": 0.5}
+    multi = majority_floor(np.array([[1, 0], [1, 0], [0, 0]]), np.array([[1, 1], [0, 0]]))
+    assert multi["majority_acc"] == pytest.approx(0.5)  # per label: 1/2 and 1/2
+
+
+def test_kappa_is_zero_for_a_constant_guess_and_a_coin_flip():
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.44).astype(int)
+    constant = np.tile([0.0, 1.0], (len(y), 1))
+    assert agreement_beyond_chance(y, constant, "binary-class")["test_kappa"] == 0.0
+    coin = rng.random((len(y), 2))
+    flip = agreement_beyond_chance(y, coin / coin.sum(1, keepdims=True), "binary-class")
+    assert abs(flip["test_kappa"]) < 0.05 and flip["test_kappa_p"] > 0.05
+    perfect = agreement_beyond_chance(y, np.eye(2)[y], "binary-class")
+    assert perfect["test_kappa"] == pytest.approx(1.0) and perfect["test_kappa_p"] < 1e-6
+
+
+def test_a_coin_flip_is_below_its_floor_and_never_recommended():
+    ok = _runs()
+    coin = (ok["model"] == "a") & (ok["dataset"] == "z")
+    ok.loc[coin, ["test_acc", "test_kappa", "test_kappa_p"]] = [0.65, 0.0, 0.5]  # beats 0.5, no skill
+    ok = an.add_floor(ok)
+    assert (ok.loc[coin, "above_floor"] == 0).all() and (ok.loc[~coin, "above_floor"] == 1).all()
+    scored = an.score_table(an.model_table(ok), resources=RESOURCES)
+    assert scored.loc[(scored["model"] == "a") & (scored["dataset"] == "z"), "pepr_kappa_e"].max() == 0.0
+    rec = an.recommend(scored, {"energy_kwh": 1.0})
+    assert rec.set_index("dataset").loc["z", "model"] != "a"
+    text = rp.say_floor(scored)
+    assert "do not" in text and "`z-28px-1-scratch`: a" in text
+    top = an.top_k(scored, "pepr_e", 1)
+    assert top.set_index("experiment").loc["z-28px-1-scratch", "above_floor"] == 0  # the cheapest wins, flagged
+    best = an.best_per_experiment(scored, ["pepr_e"]).set_index("experiment")
+    assert "⚠" in rp.say_best(best.reset_index(), scored, by="pepr_e")
+
+
+def test_records_without_a_floor_are_not_flagged():
+    ok = _runs().drop(columns=["majority_acc", "test_kappa", "test_kappa_p", "above_floor", "kappa_pos"])
+    ok = an.add_floor(ok)
+    assert ok["above_floor"].isna().all()
+    assert "no majority-class floor" in rp.say_floor(an.model_table(ok))
+
+
+# ------------------------------------------------------------------------------- one normalisation
+def test_a_lone_pretrained_model_is_not_significant_by_construction():
+    """One pretrained model vs the same model in a five-model scratch group, identical in accuracy and
+    energy: per-experiment min-max would give it PePR = P against P / (1 + R_n) and a 'significant' gain."""
+    ok = _runs(pretrain_gain=0.0, noise=0.0, pretrained=("c",))
+    scored = an.score_table(an.model_table(ok), resources=RESOURCES)
+    assert scored.loc[scored["regime"] == "imagenet-full", "pepr_e"].isna().all()  # one model: undefined
+    comps = an.find_comparisons(scored)
+    pooled = comps[(comps["kind"] == "pretraining") & comps["pooled"]]
+    assert len(pooled) == 1 and pooled["n_pairs"].iloc[0] == 6
+    tests = an.paired_tests(scored, pooled, values=("test_acc", "pepr_e"))
+    pe = tests[tests["value"] == "pepr_e"].iloc[0]
+    assert pe["mean_diff"] == pytest.approx(0.0) and not pe["wilcoxon_p"] < 0.05
+    # the common scale is min-max over the union: the pair gets identical values
+    both = an.common_scale(scored, ("x-28px-1-imagenet-full", "x-28px-1-scratch"), "pepr_e", RESOURCES)
+    assert both.groupby("model")["pepr_e"].nunique().max() == 1
+
+
+# ------------------------------------------------------------------------------------- verdict table
+def _verdicts(ok, **kw):
+    return vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=500, **kw).set_index("claim")
+
+
+def test_planted_claims_get_their_verdicts():
+    v = _verdicts(_runs(pretrain_gain=0.08, data_gain=0.1, pretrained_energy=1.0))
+    verdict = v["verdict"]
+    assert verdict.filter(like="Small models win").item() == "supported"
+    assert verdict.filter(like="pretraining raises accuracy").item() == "supported"
+    assert verdict.filter(like="More training data").item() == "supported"
+    assert verdict.filter(like="prefers smaller").item() == "supported"
+    # pretrained on 10% is 0.02 below scratch on 100%: outside the 0.02 margin, so compute is saved, data not
+    cuts = v[v.index.str.contains("cuts the data")].iloc[0]
+    assert cuts["verdict"] == "not supported" and "saves compute" in cuts["why"]
+    row = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
+    assert row["n"] == 18 and row["seeds"] == 2 and row["ci_lo"] < 0.08 < row["ci_hi"]
+
+
+def test_a_pretraining_gain_that_covers_the_data_loss_supports_the_third_claim():
+    v = _verdicts(_runs(pretrain_gain=0.12, data_gain=0.1))
+    assert v[v.index.str.contains("cuts the data")]["verdict"].item() == "supported"
+
+
+def test_no_effect_is_not_supported_and_reversal_is_reversed():
+    v = _verdicts(_runs(pretrain_gain=0.0, data_gain=-0.1))
+    assert v.filter(like="pretraining raises accuracy", axis=0)["verdict"].item() == "not supported"
+    assert v.filter(like="More training data", axis=0)["verdict"].item() == "reversed"
+
+
+def test_too_few_units_are_not_testable_and_said_once():
+    ok = _runs(pretrained=("c",))
+    ok = ok[ok["dataset"] == "x"]  # 2 pretrained pairs: a Wilcoxon test cannot reach p < 0.05
+    v = _verdicts(ok)
+    row = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
+    assert row["verdict"] == "not testable" and "needs 6" in row["why"]
+    assert vd.min_units_for(0.05) == 6
+
+
+def test_verdicts_per_seed_show_whether_a_verdict_holds():
+    ok = _runs(pretrain_gain=0.08)
+    v = vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=200)
+    by_seed = vd.verdicts_by_seed(ok, v, resources=RESOURCES, by="pepr_e", n_boot=200)
+    assert list(by_seed.columns) == ["claim", "all seeds", "seed 0", "seed 1", "holds in every seed"]
+    assert by_seed["holds in every seed"].iloc[1]
+    # a seed in which pretraining does nothing: the verdict no longer holds in every seed subset
+    ok2 = ok.copy()
+    flat = (ok2["seed"] == 1) & (ok2["regime"] == "imagenet-full")
+    ok2.loc[flat, "test_acc"] -= 0.08
+    v2 = vd.verdict_table(ok2, resources=RESOURCES, by="pepr_e", n_boot=200)
+    by_seed2 = vd.verdicts_by_seed(ok2, v2, resources=RESOURCES, by="pepr_e", n_boot=200)
+    row = by_seed2.iloc[1]
+    assert row["seed 1"] != "supported" and not row["holds in every seed"]
+    assert "does **not** hold in every seed subset" in rp.say_verdicts(v2, by_seed2)
+
+
+def test_interval_resamples_seeds_within_units():
+    # one unit per pair, seeds disagree wildly: the interval must be wide although unit means agree
+    units = [np.array([0.1, -0.1]) + 0.01 * i for i in range(8)]
+    lo, hi = vd.unit_bootstrap(units, n_boot=2000, seed=0)
+    assert lo < 0 < hi
+    lo1, hi1 = vd.unit_bootstrap([u.mean(keepdims=True) for u in units], n_boot=2000, seed=0)
+    assert hi1 - lo1 < (hi - lo) / 3
