@@ -23,13 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PeprError
-from .train import FitResult, TrainConfig, check_device, check_int, check_lr, resolve_device
+from .params import NAMES, RunParams
+from .train import FitResult, TrainConfig, resolve_device
 
-#: Parameters that define a run (hashed into its run_id), in the record's order.
-PARAM_NAMES = ("model", "dataset", "size", "fraction", "pretrained", "weights", "mode",
-               "epochs", "batch_size", "lr", "seed", "device")
-MODES = ("full", "linear")
-_SCRATCH = (None, "", "none", "scratch")
+PARAM_NAMES = NAMES  # the run parameters, in the record's order (pepr_utils.params)
 CHECKPOINT_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
 
@@ -39,78 +36,14 @@ def _now() -> str:
 
 
 # --------------------------------------------------------------------------- parameters
-def resolve_params(
-    *,
-    model: str,
-    dataset: str,
-    size: int = 28,
-    fraction: float = 1.0,
-    epochs: int = 10,
-    batch_size: int = 32,
-    lr: float = 5e-4,
-    seed: int = 0,
-    device: str = "cpu",
-    weights: str | os.PathLike | None = None,
-    mode: str = "full",
-    pretrained: bool | None = None,
-) -> dict[str, Any]:
-    """Check every parameter (one-line PeprError naming the bad value) and fill in the derived ones.
+def resolve_params(**values: Any) -> dict[str, Any]:
+    """The record's ``params`` from loose values: :meth:`RunParams.of(...).check() <pepr_utils.params.RunParams.check>`.
 
-    Returns exactly the record's ``params`` (``PARAM_NAMES``), in the form the grid hashes them:
-    ``weights`` None for a model from scratch ("scratch"/"none" accepted), else "imagenet" or a
-    checkpoint path as given; ``pretrained`` follows from ``weights``; ``mode`` is "full" from scratch.
-    ``device="auto"`` is resolved here to the device the run will use (cpu, cuda or mps).
+    ``weights`` None for a model from scratch ("scratch"/"none" accepted), else "imagenet" or a checkpoint
+    path as given; ``pretrained`` follows from ``weights``; ``device="auto"`` becomes this machine's device.
+    Missing values take the defaults of ``parameters/defaults.yaml``; a bad one is a one-line PeprError.
     """
-    from .datasets import check_fraction, check_size, dataset_info
-    from .models import resolve_model
-
-    if not isinstance(model, str) or not model.strip():
-        raise PeprError(f"model must be a timm model name, e.g. 'resnet18d'; got {model!r}")
-    resolve_model(model)  # unknown name -> PeprError with close names, before any data is loaded
-    dataset_info(dataset)  # unknown name -> PeprError listing the valid ones
-    size = check_size(size)
-    fraction = check_fraction(fraction)
-    epochs = check_int("epochs", epochs, 1)
-    batch_size = check_int("batch_size", batch_size, 1)
-    lr = check_lr(lr)
-    seed = check_int("seed", seed, 0)
-    device = check_device(device)
-    if device == "auto":
-        device = resolve_device("auto").type
-    weights = _check_weights(weights, pretrained)
-    if mode not in MODES:
-        raise PeprError(f"mode must be 'full' (all layers train) or 'linear' (frozen backbone, trained head); got {mode!r}")
-    if weights is None:
-        if mode == "linear":
-            raise PeprError("mode 'linear' trains only the head on a frozen backbone and needs weights "
-                            "('imagenet' or a checkpoint path); got weights=None")
-        mode = "full"
-    return {"model": model.strip(), "dataset": dataset, "size": size, "fraction": float(fraction),
-            "pretrained": weights is not None, "weights": weights, "mode": mode, "epochs": epochs,
-            "batch_size": batch_size, "lr": float(lr), "seed": seed, "device": device}
-
-
-def _check_weights(weights: Any, pretrained: bool | None) -> str | None:
-    if pretrained not in (None, True, False):
-        raise PeprError(f"pretrained must be true or false, got {pretrained!r}")
-    if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)
-    if isinstance(weights, str) and weights.strip().lower() in _SCRATCH:
-        weights = None
-    if weights is None:
-        if pretrained:
-            return "imagenet"  # pretrained=True without weights means timm's default ImageNet weights
-        return None
-    if not isinstance(weights, str):
-        raise PeprError(f"weights must be None, 'imagenet' or a checkpoint path; got {weights!r}")
-    if pretrained is False:
-        raise PeprError(f"pretrained=False contradicts weights={weights!r}; drop one of them")
-    if weights.strip().lower() == "imagenet":
-        return "imagenet"
-    if not Path(weights).expanduser().is_file():
-        raise PeprError(f"weights {weights!r} is neither 'imagenet' nor an existing checkpoint file "
-                        "(.safetensors, .pt or .pth, e.g. the model.safetensors of an earlier run)")
-    return weights
+    return RunParams.of(**values).check().as_dict()
 
 
 # --------------------------------------------------------------------------- the run

@@ -25,32 +25,29 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import params as params_module
 from . import settings
 from .errors import PeprError
+from .params import DEFAULT_NAMES, EXTRA_NAMES, NAMES, RunParams
 
-#: Parameters that decide a run's result: hashed into ``run_id`` and stored in the record's ``params``.
-RECORD_PARAMS = ("model", "dataset", "size", "fraction", "pretrained", "weights", "mode",
-                 "epochs", "batch_size", "lr", "seed", "device")
+#: Parameters that decide a run's result (hashed into ``run_id``, the record's ``params``): pepr_utils.params.
+RECORD_PARAMS = NAMES
 #: Parameters passed to the notebook that do not change the result (where files are, how CO2 is counted).
-EXTRA_PARAMS = ("country_iso_code", "data_dir", "weights_dir")
-
+EXTRA_PARAMS = EXTRA_NAMES
 #: What a grid gets for anything it leaves out: the paper's recipe, as data (parameters/defaults.yaml).
-DEFAULTS_FILE = settings.shipped("parameters", "defaults.yaml")  # package data: a checkout or an installed wheel
-DEFAULT_KEYS = ("size", "fraction", "weights", "mode", "epochs", "batch_size", "lr", "seed", "device",
-                "country_iso_code", "data_dir", "weights_dir")
+DEFAULTS_FILE = params_module.DEFAULTS_FILE
+DEFAULT_KEYS = DEFAULT_NAMES
 SETTABLE = DEFAULT_KEYS + ("model", "dataset", "pretrained")
 ALIASES = {"models": "model", "datasets": "dataset", "sizes": "size", "fractions": "fraction",
            "seeds": "seed", "modes": "mode", "devices": "device"}
 TOP_KEYS = ("name", "description", "defaults", "axes", "experiments", "include", "exclude", "notebook")
 NOTEBOOK_SCRATCH = "02_train"
 NOTEBOOK_PRETRAINED = "03_finetune"
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,7 @@ class Run:
     def notebook_parameters(self, out_dir: str) -> dict[str, Any]:
         """The papermill parameters, as DESIGN.md lists them for 02_train / 03_finetune."""
         p = self.params
-        out = {k: p[k] for k in ("model", "dataset", "size", "fraction", "epochs", "batch_size", "lr",
-                                 "seed", "device")}
+        out = {k: p[k] for k in RECORD_PARAMS if k not in ("pretrained", "weights", "mode")}
         out.update(data_dir=self.extras.get("data_dir"), out_dir=out_dir,
                    country_iso_code=self.extras.get("country_iso_code", "DNK"))
         if self.notebook != NOTEBOOK_SCRATCH:
@@ -201,17 +197,7 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
 
 def paper_defaults() -> dict[str, Any]:
     """``parameters/defaults.yaml``: every parameter a grid may leave out, with its value."""
-    import yaml
-
-    try:
-        values = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PeprError(f"cannot read the grid defaults {str(DEFAULTS_FILE)!r}: {exc}") from exc
-    missing = [k for k in DEFAULT_KEYS if k not in (values or {})]
-    if missing or set(values) - set(DEFAULT_KEYS):
-        raise PeprError(f"{DEFAULTS_FILE}: expected exactly the keys {', '.join(DEFAULT_KEYS)}; "
-                        f"missing {missing}, unknown {sorted(set(values) - set(DEFAULT_KEYS))}")
-    return dict(values)
+    return dict(params_module.defaults())
 
 
 # --------------------------------------------------------------------------- sections
@@ -323,42 +309,21 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
 
     o = _Origin()
 
-    model, dataset = p["model"], p["dataset"]
-    if not isinstance(model, str) or not model:
-        problems.append(f"{o % 'model'}: model {model!r} must be a timm model name")
-    else:
-        names.model(model)
-    if not isinstance(dataset, str) or not dataset:
-        problems.append(f"{o % 'dataset'}: dataset {dataset!r} must be a dataset name")
-    else:
-        names.dataset(dataset)
-    size = _int(p["size"], "size", o % "size", problems, minimum=1)
-    if size is not None:
-        names.size(size)
-    fraction = _float(p["fraction"], "fraction", o % "fraction", problems)
-    if fraction is not None and not 0 < fraction <= 1:
-        problems.append(f"{o % 'fraction'}: fraction {fraction!r} is outside (0, 1]")
-    epochs = _int(p["epochs"], "epochs", o % "epochs", problems, minimum=1)
-    batch_size = _int(p["batch_size"], "batch_size", o % "batch_size", problems, minimum=1)
-    seed = _int(p["seed"], "seed", o % "seed", problems, minimum=0)
-    lr = _float(p["lr"], "lr", o % "lr", problems)
-    if lr is not None and not 0 < lr < 10:
-        problems.append(f"{o % 'lr'}: lr {lr!r} must be a positive learning rate below 10 (the paper used 5e-4)")
-
     weights = _weights(p.get("weights"), p.get("pretrained"))
     if p.get("pretrained") not in (None, True, False):
         problems.append(f"{o % 'pretrained'}: pretrained {p['pretrained']!r} must be true or false")
     if not isinstance(weights, str):
         problems.append(f"{o % 'weights'}: weights {weights!r} must be scratch, imagenet or a checkpoint path")
-    elif weights not in ("scratch", "imagenet") and not weights.endswith(WEIGHT_SUFFIXES):
-        problems.append(f"{o % 'weights'}: weights {weights!r} must be scratch, imagenet or a checkpoint path "
-                        f"ending in {', '.join(WEIGHT_SUFFIXES)}")
-    mode = p["mode"]
-    if mode not in ("full", "linear"):
-        problems.append(f"{o % 'mode'}: mode {mode!r} must be full or linear")
-    device = p["device"]
-    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
-        problems.append(f"{o % 'device'}: device {device!r} must be cpu, cuda, cuda:N or mps")
+        return None
+    pretrained = weights != "scratch"
+    values = {k: p[k] for k in RECORD_PARAMS if k in p and k not in ("pretrained", "weights", "mode")}
+    run = RunParams.of(**values, weights=weights if pretrained else None,
+                       mode=p["mode"] if pretrained else "full")  # a model from scratch trains all its layers
+    problems.extend(f"{o % key}: {message}" for key, message in run.problems())
+    if isinstance(run.model, str) and run.model:
+        names.model(run.model)
+    if isinstance(run.dataset, str) and run.dataset:
+        names.dataset(run.dataset)
     country = p.get("country_iso_code")
     if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{3}", country):
         problems.append(f"{o % 'country_iso_code'}: country_iso_code {country!r} must be a 3-letter ISO code such as DNK")
@@ -367,14 +332,7 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
             problems.append(f"{o % key}: {key} {p[key]!r} must be a path")
     if len(problems) > before:
         return None
-
-    pretrained = weights != "scratch"
-    params = {
-        "model": model, "dataset": dataset, "size": size, "fraction": float(fraction),
-        "pretrained": pretrained, "weights": weights if pretrained else None,
-        "mode": mode if pretrained else "full",  # a model from scratch trains all its layers
-        "epochs": epochs, "batch_size": batch_size, "lr": float(lr), "seed": seed, "device": device,
-    }
+    params = run.as_dict()
     extras = {k: p.get(k) for k in EXTRA_PARAMS}
     notebook = str(notebook_path) if notebook_path else (NOTEBOOK_PRETRAINED if pretrained else NOTEBOOK_SCRATCH)
     return Run(run_id=make_run_id(params), notebook=notebook, params=params, extras=extras, label=label)
@@ -387,28 +345,13 @@ def make_run_id(params: dict[str, Any]) -> str:
     return run_id(params)
 
 
-def _int(value: Any, key: str, origin: str, problems: list[str], minimum: int) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        problems.append(f"{origin}: {key} {value!r} must be an integer >= {minimum}")
-        return None
-    return value
-
-
-def _float(value: Any, key: str, origin: str, problems: list[str]) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        problems.append(f"{origin}: {key} {value!r} must be a number")
-        return None
-    return float(value)
-
-
 class _Names:
-    """Checks model and dataset names and sizes against timm and the datasets catalogue, once each."""
+    """Checks model and dataset names against timm and the datasets catalogue, once each."""
 
     def __init__(self, enabled: bool, problems: list[str]):
         self.enabled, self.problems = enabled, problems
         self.models: set[str] = set()
         self.datasets: set[str] = set()
-        self.sizes: set[int] = set()
 
     def model(self, name: str) -> None:
         self.models.add(name)
@@ -416,21 +359,16 @@ class _Names:
     def dataset(self, name: str) -> None:
         self.datasets.add(name)
 
-    def size(self, size: int) -> None:
-        self.sizes.add(size)
-
     def report(self) -> None:
         if not self.enabled:
             return
-        from .datasets import SIZES, dataset_names
+        from .datasets import dataset_names
 
         valid = dataset_names()
         for name in sorted(self.datasets - set(valid)):
             close = difflib.get_close_matches(name, valid, n=1)
             self.problems.append(f"unknown dataset {name!r}" + (f" (did you mean {close[0]!r}?)" if close
                                                                else f" (accepted: {', '.join(valid)})"))
-        for size in sorted(self.sizes - set(SIZES)):
-            self.problems.append(f"size {size} is not supported (accepted: {', '.join(map(str, SIZES))})")
         unknown = sorted(m for m in self.models if not _known_model(m))
         if unknown:
             import timm

@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import params as params_module
 from .errors import PeprError
 from .fileio import atomic_write_text
 
@@ -38,10 +39,7 @@ RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 
 STATUSES = ("ok", "failed", "incompatible")
-PARAM_FIELDS = (
-    "model", "dataset", "size", "fraction", "pretrained", "weights", "mode",
-    "epochs", "batch_size", "lr", "seed", "device",
-)  # fmt: skip
+PARAM_FIELDS = params_module.NAMES  # the run parameters (pepr_utils.params.RunParams), in the record's order
 MODEL_INFO_FIELDS = ("num_params", "trainable_params", "macs_per_image", "input_size")
 METRIC_FIELDS = ("test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
                  "majority_acc", "chance_auc", "test_kappa", "test_kappa_p")
@@ -72,11 +70,7 @@ TOP_FIELDS = ("schema_version", "run_id", "status", "error", "started_at", "fini
 SECTIONS = ("params", "model_info", "metrics", "resources", "env")
 
 # Types per field: "str", "int", "num" (int or float), "bool"; a trailing "?" allows None.
-_PARAM_TYPES = {
-    "model": "str", "dataset": "str", "size": "int", "fraction": "num", "pretrained": "bool",
-    "weights": "str?", "mode": "str?", "epochs": "int", "batch_size": "int", "lr": "num", "seed": "int",
-    "device": "str",
-}  # fmt: skip
+_PARAM_TYPES = params_module.KINDS
 _MODEL_INFO_TYPES = {
     "num_params": "int",
     "trainable_params": "int",
