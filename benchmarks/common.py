@@ -42,20 +42,23 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def interleave(trials: dict[str, Callable[[], float | None]], repeats: int,
-               log: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+               log: Callable[[str], None] | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Run every trial ``repeats`` times, interleaved, the order rotating each repetition.
 
-    A trial returns the number it measured (seconds, a rate, ...) or None, and then its wall time in
-    seconds is used. Returns the values per trial name, in repetition order.
+    A trial returns the number it measured (seconds, a rate, ...) or None, and then its duration on
+    ``clock`` is used: wall seconds by default, or ``time.process_time`` (this process's CPU seconds,
+    all threads), which other jobs on a shared machine disturb far less. Returns the values per
+    trial name, in repetition order.
     """
     names = list(trials)
     values: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            t0 = time.perf_counter()
+            t0 = clock()
             got = trials[name]()
-            value = time.perf_counter() - t0 if got is None else float(got)
+            value = clock() - t0 if got is None else float(got)
             values[name].append(value)
             if log:
                 log(f"  repeat {r + 1} {name}: {value:.4g}")
