@@ -339,3 +339,20 @@ def test_smoke_grid_runs_notebook_02_on_two_workers(tmp_path, data_dir, monkeypa
         assert record["params"] == state.run.params
         assert 0 <= record["metrics"]["test_acc"] <= 1 and (state.path / "02_train.ipynb").exists()
         assert (state.path / "history.csv").exists() and (state.path / "predictions.npz").exists()
+
+
+def test_papermill_child_skips_the_rfc3987_grammar_and_still_validates_notebooks():
+    """The papermill child's start (a fixed cost of every run) without jsonschema's slow optional import."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from pepr_utils.grid import _skip_slow_imports\n"
+            "_skip_slow_imports()\n"
+            "import nbformat, papermill\n"
+            "assert sys.modules['rfc3987_syntax'] is None\n"
+            "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1 + 1')])\n"
+            "nbformat.validate(nb)\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
