@@ -64,9 +64,11 @@ def _print_plan(grid, states, retry_failed: bool) -> None:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from .grid import grid_status
+    from .grid_timing import grid_timing
 
-    status = grid_status(_load(args), args.output_dir)
-    print("\n".join(status.lines()))
+    grid = _load(args)
+    status = grid_status(grid, args.output_dir)
+    print("\n".join(status.lines() + grid_timing(grid, args.output_dir).lines()))
     return 0
 
 

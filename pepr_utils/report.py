@@ -517,13 +517,13 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_co
 
 
 def notebook_path() -> Path:
-    """The analysis notebook in this checkout (``notebooks/04_analysis.ipynb``)."""
-    import pepr_utils
+    """The analysis notebook shipped with the package (a checkout's ``notebooks/`` or an installed wheel's copy)."""
+    from .settings import shipped
 
-    path = Path(pepr_utils.__file__).resolve().parents[1] / "notebooks" / NOTEBOOK_NAME
+    path = shipped("notebooks", NOTEBOOK_NAME)
     if not path.is_file():
-        raise PeprError(f"analysis notebook {str(path)!r} not found; pepr report needs a checkout of the "
-                        "repository installed with pip install -e")
+        raise PeprError(f"analysis notebook {str(path)!r} not found; reinstall pepr-utils (pip install .) so the "
+                        "notebooks ship with it")
     return path
 
 

@@ -25,6 +25,7 @@ from pepr_utils.allocator import MALLOC_ENV
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
 from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
+from pepr_utils.grid_timing import grid_timing
 from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
 from pepr_utils.records import read_record, run_id
 
@@ -240,6 +241,9 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, mon
     assert cli_main(["grid", "status", str(path), "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "1 ok, 0 incompatible, 3 failed, 0 pending" in printed and "injected failure" in printed
+    assert "time over 1 finished runs" in printed  # where the time went; the tiny notebook meters 0 s
+    timing = grid_timing(grid, out)
+    assert timing.runs == 1 and timing.train_steps_s == 0 and timing.overhead_s == pytest.approx(info["wall_s"])
     assert cli_main(["grid", "collect", str(path), "--output-dir", str(out)]) == 0
     table = pd.read_csv(out / "tiny" / "results.csv")
     assert sorted(table["status"]) == ["failed"] * 3 + ["ok"]
