@@ -1,5 +1,5 @@
 """Grid execution cost: the smoke grid's wall time on 1 and 2 workers, and the per-run overhead of
-papermill + Dask against calling ``experiment.run_experiment`` directly, measured side by side.
+papermill + Dask against ``experiment.run_experiment`` (the same notebook code, in this process), measured side by side.
 
     PEPR_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_grid.py [--model M --epochs E ...]
 
@@ -62,7 +62,7 @@ def fixed_cost(*, model: str = "mobilenetv2_050", dataset: str = "pneumoniamnist
     def direct() -> float:
         c0 = time.process_time()
         with tempfile.TemporaryDirectory() as d:
-            run_experiment(dict(run.params), d, progress=False)
+            run_experiment(dict(run.params), d)
         return time.process_time() - c0
 
     def via_grid() -> float:
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as d:  # warm-up: imports, dataset cache, input-size probe
-        run_experiment({**params, "epochs": 1, "fraction": min(params["fraction"], 0.05)}, d, progress=False,
-                       checkpoint=False)
+        run_experiment({**params, "epochs": 1, "fraction": min(params["fraction"], 0.05)}, d)
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
@@ -140,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as d:
                 t0, c0 = time.perf_counter(), time.process_time()
-                run_experiment(params, d, progress=False)
+                run_experiment(params, d)
                 direct.append(time.perf_counter() - t0)
                 direct_cpu.append(time.process_time() - c0)
             t0 = time.perf_counter()

@@ -4,6 +4,10 @@
 #     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (pepr)
 #     language: python
@@ -13,21 +17,21 @@
 # %% [markdown]
 # # 02 · One model trained from scratch on one dataset: metrics and resources → run record
 #
-# One run of the study, as the PePR paper (Selvan et al., 2024) made each of its 1048 runs:
+# One run of the study, as the PePR paper (Selvan et al., 2024) made each of its 1048 runs. Every step
+# is a cell you can read and change (the optimiser, the loss, the schedule, the augmentation):
 #
-# 1. **Parameters** are checked before anything is loaded (one clear error per bad value).
-# 2. **Load** the dataset at the requested size; a training fraction is a stratified, seeded subset
-#    of the training split (validation and test never change).
-# 3. **Build** the model from random weights. The input-size policy decides, before training, whether
-#    the model runs at the data size, at the size it needs (each batch resized on the fly), or not at
-#    all (the run is then recorded as *incompatible*, with the reason, and nothing is trained).
-# 4. **Train** with the paper's recipe (Adam, lr 5·10⁻⁴, batch 32, 10 epochs, cross-entropy), inside
-#    a meter that records wall time, energy (with the method that measured or estimated it), CO₂ and
-#    peak memory. Validation and test ACC/AUC are computed after every epoch, as the paper did.
-# 5. **Evaluate**: P is the test accuracy after the last epoch; AUC as MedMNIST defines it, plus
-#    balanced accuracy and macro-F1; inference time per image.
-# 6. **Record** everything in `result.json` (plus `history.csv` and the trained weights
-#    `model.safetensors`, which `03_finetune` accepts as a checkpoint) in `out_dir`.
+# 1. **Parameters** are checked before anything is loaded (`RunParams`: one clear error per bad value).
+# 2. **Data**: the dataset at the requested size, loaded as `01_data_prep` loads it; a training
+#    fraction is a stratified, seeded subset of the training split (validation and test never change).
+# 3. **Model**: the input-size policy decides, before training, whether the model runs at the data size,
+#    at the size it needs (each batch resized on the fly), or not at all (the run is then recorded as
+#    *incompatible*, with the reason, and nothing is trained).
+# 4. **Train**: the paper's recipe (Adam, lr 5·10⁻⁴, batch 32, 10 epochs, cross-entropy), an explicit
+#    epoch loop inside a meter that records wall time, energy (with the method that measured or
+#    estimated it), CO₂ and peak memory. Validation and test are evaluated after every epoch, as the
+#    paper did; P is the test accuracy after the last epoch.
+# 5. **Record** everything in `result.json` (plus `history.csv`, `predictions.npz` and the trained
+#    weights `model.safetensors`, which `03_finetune` accepts as a checkpoint) in `out_dir`.
 #
 # `pepr grid run` executes this notebook once per run of a grid, with papermill.
 
@@ -54,58 +58,108 @@ epochs = 10  # the paper: 10
 batch_size = 32  # the paper: 32
 lr = 5e-4  # Adam learning rate; the paper: 5e-4
 seed = 0  # seeds the initial weights, the batch order and the training fraction
-device = "auto"  # cpu, cuda, cuda:N, mps or auto (CUDA, then MPS, then CPU)
+device = "cpu"  # cpu, cuda, cuda:N, mps, or auto (CUDA, then MPS, then CPU)
 data_dir = None  # local dataset files; None: PEPR_DATA_DIR, else the cache / a download
 out_dir = None  # where result.json, history.csv and model.safetensors go; None: <outputs>/runs/<run_id>
 country_iso_code = "DNK"  # where the electricity comes from, for CO2 (ISO-3 code, offline table)
 
 # %%
 # %matplotlib inline
+import torch
 from IPython.display import display
 
+from pepr_utils import data_report as dr
 from pepr_utils import experiment as ex
-from pepr_utils.train import plot_history
-
-params = ex.resolve_params(model=model, dataset=dataset, size=size, fraction=fraction, epochs=epochs,
-                           batch_size=batch_size, lr=lr, seed=seed, device=device)
-display(params)
+from pepr_utils.datasets import load_dataset
+from pepr_utils.meter import Meter
+from pepr_utils.models import create_model, plan_input
+from pepr_utils.params import RunParams
+from pepr_utils.train import inference_time_ms, plot_history
 
 # %% [markdown]
-# ## Load and build
-# Images per split and class (the training split after the fraction), then the model: its size, its
-# MACs per image at the size it runs at, and the input plan.
+# ## 1 · Parameters
+# The run's identity (its `run_id` hashes these values). The meter is set up here too, so an unknown
+# country fails before any data is read.
 
 # %%
-run = ex.prepare(params, data_dir=data_dir, country_iso_code=country_iso_code)
-display(run.data_summary())
-display(run.model_summary())
+params = RunParams.of(model=model, dataset=dataset, size=size, fraction=fraction, epochs=epochs,
+                      batch_size=batch_size, lr=lr, seed=seed, device=device).check()
+meter = Meter(params.device, country_iso_code=country_iso_code)
+started_at = ex.now()
+display(params.as_dict())
 
 # %% [markdown]
-# ## Measure and train
-# The meter wraps all epochs (training steps and the per-epoch evaluation the paper's protocol
-# includes); inference time is measured afterwards on the test set, in eval mode after a warm-up.
+# ## 2 · Data
+# Loaded as `01_data_prep` loads it; images per class in each split and in the training fraction
+# (the table `01_data_prep` shows), then the training split is cut to the fraction.
 
 # %%
-fit_result = run.train()
+data = load_dataset(params.dataset, params.size, data_dir=data_dir)
+display(dr.split_table(data, [params.fraction], params.seed))
+data = data.with_train_fraction(params.fraction, params.seed)
 
 # %% [markdown]
-# ## Evaluate
-# The test metrics after the last epoch (P = `test_acc`) and the validation metrics.
+# ## 3 · Model
+# The input plan (run at the data size, resize on the fly, or incompatible), then the model
+# from random weights (seeded: the initial weights are part of the run). Inputs are scaled to
+# mean 0.5 and std 0.5, as MedMNIST does.
 
 # %%
-run.metrics_table()
+plan = plan_input(params.model, params.size)
+print(f"input plan: {plan.status}, runs at {plan.run_size} px" + (f" ({plan.reason})" if plan.reason else ""))
+model = None
+if plan.status != "incompatible":
+    torch.manual_seed(params.seed)
+    model = create_model(params.model, data.n_classes, data.n_channels)
+    mean, std = ex.input_normalisation(model, params.weights, data.n_channels)
+    model_info = ex.model_summary(plan, model, data)
+    display(model_info)
 
 # %% [markdown]
-# ## Record
+# ## 4 · Train
+# The optimiser and the loss are the paper's; change them here. Batches come straight from uint8
+# tensors (reshuffled every epoch, seeded). The meter wraps all epochs: the training steps and the
+# per-epoch evaluation the paper's protocol includes. Inference time is measured afterwards on the
+# test set, in eval mode after a warm-up. An incompatible model skips this step.
+
+# %%
+history = []
+if model is not None:
+    device = ex.place(model, params.device)
+    torch.manual_seed(params.seed)
+    optimizer = torch.optim.Adam(ex.trainable(model), lr=params.lr)
+    loss_fn = ex.classification_loss(data.info.task)  # cross-entropy (per label for multi-label tasks)
+    inputs = dict(device=device, run_size=plan.run_size, mean=mean, std=std)
+    train_batches = ex.batches(data, "train", params.batch_size, shuffle=True, seed=params.seed, **inputs)
+    val_batches = ex.batches(data, "val", ex.EVAL_BATCH_SIZE, **inputs)
+    test_batches = ex.batches(data, "test", ex.EVAL_BATCH_SIZE, **inputs)
+    with meter:
+        for epoch in range(1, params.epochs + 1):
+            trained = ex.train_one_epoch(model, train_batches, optimizer, loss_fn, device=device,
+                                         desc=f"epoch {epoch}/{params.epochs}")
+            val = ex.evaluate(model, val_batches, data.info.task, device=device)
+            test = ex.evaluate(model, test_batches, data.info.task, device=device)
+            history.append(ex.history_entry(epoch, trained, val, test))
+    infer_ms = inference_time_ms(model, ex.batches(data, "test", params.batch_size, **inputs), device=device)
+    display(ex.final_metrics(data, val, test))
+
+# %% [markdown]
+# ## 5 · Record
 # `result.json` is written last and atomically: when it exists, the run is complete.
 
 # %%
-record = run.save(out_dir)
+if model is None:  # incompatible: the record says why, and there is nothing else to save
+    record = ex.make_record(params, data=data, plan=plan, started_at=started_at)
+    ex.save_run(out_dir, record)
+else:
+    record = ex.make_record(params, data=data, plan=plan, started_at=started_at, model_info=model_info,
+                            history=history, val=val, test=test, measurement=meter.result,
+                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device))
+    ex.save_run(out_dir, record, model=model, data=data, test=test)
 ex.record_summary(record)
 
 # %% [markdown]
 # ## Learning curves
 
 # %%
-fig = plot_history(record["metrics"]["history"] if record["metrics"] else [],
-                   title=f"{params['model']} on {params['dataset']} {params['size']}px (from scratch)")
+fig = plot_history(history, title=f"{params.model} on {params.dataset} {params.size}px (from scratch)")

@@ -4,6 +4,10 @@
 #     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (pepr)
 #     language: python
@@ -13,7 +17,9 @@
 # %% [markdown]
 # # 03 · Fine-tuning from pretrained weights: ImageNet or an earlier run's checkpoint, full or linear probe
 #
-# The same run as `02_train` (same steps, same record), but the model starts from pretrained weights:
+# The same run as `02_train` (the same steps and record; both notebooks are generated from one source,
+# `tools/train_notebooks.in`, so they cannot drift apart), but the model starts from
+# pretrained weights:
 #
 # - `weights="imagenet"`: timm's default ImageNet weights, read from `weights_dir` (or
 #   `PEPR_WEIGHTS_DIR`) as `<model>.safetensors` when the file is there, else from the Hugging Face
@@ -22,14 +28,27 @@
 # - a checkpoint path: for example the `model.safetensors` another run wrote. A classifier trained for
 #   another number of classes is replaced by a new one.
 #
-# and trains in one of two modes:
+# and trains in one of two modes: `mode="full"`, every layer trains (fine-tuning); `mode="linear"`, a
+# linear probe: the backbone is frozen (its batch-norm statistics included, so it stays bit-identical)
+# and only the classifier head trains. Comparing these runs with `02_train` from scratch, per unit of
+# energy, time, CO₂ or memory, is the paper's question about pretraining (its `derma_pt` experiment).
 #
-# - `mode="full"`: every layer trains (fine-tuning);
-# - `mode="linear"`: a linear probe — the backbone is frozen (its batch-norm statistics included, so it
-#   stays bit-identical) and only the classifier head trains.
+# The steps:
 #
-# Comparing these runs with `02_train` from scratch, per unit of energy, time, CO₂ or memory, is the
-# paper's question about pretraining (its `derma_pt` experiment).
+# 1. **Parameters** are checked before anything is loaded (`RunParams`: one clear error per bad value).
+# 2. **Data**: the dataset at the requested size, loaded as `01_data_prep` loads it; a training
+#    fraction is a stratified, seeded subset of the training split (validation and test never change).
+# 3. **Model**: the input-size policy decides, before training, whether the model runs at the data size,
+#    at the size it needs (each batch resized on the fly), or not at all (the run is then recorded as
+#    *incompatible*, with the reason, and nothing is trained).
+# 4. **Train**: the paper's recipe (Adam, lr 5·10⁻⁴, batch 32, 10 epochs, cross-entropy), an explicit
+#    epoch loop inside a meter that records wall time, energy (with the method that measured or
+#    estimated it), CO₂ and peak memory. Validation and test are evaluated after every epoch, as the
+#    paper did; P is the test accuracy after the last epoch.
+# 5. **Record** everything in `result.json` (plus `history.csv`, `predictions.npz` and the trained
+#    weights `model.safetensors`, which `03_finetune` accepts as a checkpoint) in `out_dir`.
+#
+# `pepr grid run` executes this notebook once per run of a grid, with papermill.
 
 # %%
 # On Google Colab: install pepr_utils and the pinned stack (requirements-lock.txt) into this session.
@@ -53,63 +72,115 @@ fraction = 1.0  # share of the training split used, in (0, 1]
 epochs = 10  # the paper: 10
 batch_size = 32  # the paper: 32
 lr = 5e-4  # Adam learning rate; the paper: 5e-4
-seed = 0  # seeds the new head, the batch order and the training fraction
-device = "auto"  # cpu, cuda, cuda:N, mps or auto (CUDA, then MPS, then CPU)
+seed = 0  # seeds the initial weights, the batch order and the training fraction
+device = "cpu"  # cpu, cuda, cuda:N, mps, or auto (CUDA, then MPS, then CPU)
 weights = "imagenet"  # "imagenet" or the path of a checkpoint (.safetensors, .pt, .pth)
 mode = "full"  # "full": all layers train; "linear": frozen backbone, only the head trains
-data_dir = None  # local dataset files; None: PEPR_DATA_DIR, else the cache / a download
 weights_dir = None  # local pretrained weights <model>.safetensors; None: PEPR_WEIGHTS_DIR, else the hub
+data_dir = None  # local dataset files; None: PEPR_DATA_DIR, else the cache / a download
 out_dir = None  # where result.json, history.csv and model.safetensors go; None: <outputs>/runs/<run_id>
 country_iso_code = "DNK"  # where the electricity comes from, for CO2 (ISO-3 code, offline table)
 
 # %%
 # %matplotlib inline
+import torch
 from IPython.display import display
 
+from pepr_utils import data_report as dr
 from pepr_utils import experiment as ex
-from pepr_utils.train import plot_history
-
-params = ex.resolve_params(model=model, dataset=dataset, size=size, fraction=fraction, epochs=epochs,
-                           batch_size=batch_size, lr=lr, seed=seed, device=device, weights=weights, mode=mode)
-display(params)
-
-# %% [markdown]
-# ## Load and build
-# Images per split and class, then the model with its pretrained weights: which file they came from,
-# how many parameters train in this mode, the MACs per image and the input plan.
-
-# %%
-run = ex.prepare(params, data_dir=data_dir, weights_dir=weights_dir, country_iso_code=country_iso_code)
-display(run.data_summary())
-display(run.model_summary())
+from pepr_utils.datasets import load_dataset
+from pepr_utils.meter import Meter
+from pepr_utils.models import create_model, plan_input, set_trainable
+from pepr_utils.params import RunParams
+from pepr_utils.train import inference_time_ms, plot_history
 
 # %% [markdown]
-# ## Measure and train
-# The meter wraps all epochs (training steps and the per-epoch evaluation); inference time is
-# measured afterwards on the test set.
+# ## 1 · Parameters
+# The run's identity (its `run_id` hashes these values). The meter is set up here too, so an unknown
+# country fails before any data is read.
 
 # %%
-fit_result = run.train()
+params = RunParams.of(model=model, dataset=dataset, size=size, fraction=fraction, epochs=epochs,
+                      batch_size=batch_size, lr=lr, seed=seed, device=device, weights=weights, mode=mode).check()
+meter = Meter(params.device, country_iso_code=country_iso_code)
+started_at = ex.now()
+display(params.as_dict())
 
 # %% [markdown]
-# ## Evaluate
-# The test metrics after the last epoch (P = `test_acc`) and the validation metrics.
+# ## 2 · Data
+# Loaded as `01_data_prep` loads it; images per class in each split and in the training fraction
+# (the table `01_data_prep` shows), then the training split is cut to the fraction.
 
 # %%
-run.metrics_table()
+data = load_dataset(params.dataset, params.size, data_dir=data_dir)
+display(dr.split_table(data, [params.fraction], params.seed))
+data = data.with_train_fraction(params.fraction, params.seed)
 
 # %% [markdown]
-# ## Record
-# `result.json` is written last and atomically; `model.safetensors` can seed a further fine-tuning run.
+# ## 3 · Model
+# The input plan (run at the data size, resize on the fly, or incompatible), then the model
+# with its pretrained weights (the new head is seeded) and, for `mode="linear"`, a frozen backbone.
+# Inputs are normalised with the weights' own mean and std (ImageNet weights), else 0.5 and 0.5.
 
 # %%
-record = run.save(out_dir)
+plan = plan_input(params.model, params.size)
+print(f"input plan: {plan.status}, runs at {plan.run_size} px" + (f" ({plan.reason})" if plan.reason else ""))
+model = None
+if plan.status != "incompatible":
+    torch.manual_seed(params.seed)
+    model = create_model(params.model, data.n_classes, data.n_channels, weights=params.weights,
+                         weights_dir=weights_dir)
+    set_trainable(model, params.mode)  # "linear": only the head trains; frozen batch norms stay in eval mode
+    mean, std = ex.input_normalisation(model, params.weights, data.n_channels)
+    model_info = ex.model_summary(plan, model, data)
+    display(model_info)
+
+# %% [markdown]
+# ## 4 · Train
+# The optimiser and the loss are the paper's; change them here. Batches come straight from uint8
+# tensors (reshuffled every epoch, seeded). The meter wraps all epochs: the training steps and the
+# per-epoch evaluation the paper's protocol includes. Inference time is measured afterwards on the
+# test set, in eval mode after a warm-up. An incompatible model skips this step.
+
+# %%
+history = []
+if model is not None:
+    device = ex.place(model, params.device)
+    torch.manual_seed(params.seed)
+    optimizer = torch.optim.Adam(ex.trainable(model), lr=params.lr)
+    loss_fn = ex.classification_loss(data.info.task)  # cross-entropy (per label for multi-label tasks)
+    inputs = dict(device=device, run_size=plan.run_size, mean=mean, std=std)
+    train_batches = ex.batches(data, "train", params.batch_size, shuffle=True, seed=params.seed, **inputs)
+    val_batches = ex.batches(data, "val", ex.EVAL_BATCH_SIZE, **inputs)
+    test_batches = ex.batches(data, "test", ex.EVAL_BATCH_SIZE, **inputs)
+    with meter:
+        for epoch in range(1, params.epochs + 1):
+            trained = ex.train_one_epoch(model, train_batches, optimizer, loss_fn, device=device,
+                                         desc=f"epoch {epoch}/{params.epochs}")
+            val = ex.evaluate(model, val_batches, data.info.task, device=device)
+            test = ex.evaluate(model, test_batches, data.info.task, device=device)
+            history.append(ex.history_entry(epoch, trained, val, test))
+    infer_ms = inference_time_ms(model, ex.batches(data, "test", params.batch_size, **inputs), device=device)
+    display(ex.final_metrics(data, val, test))
+
+# %% [markdown]
+# ## 5 · Record
+# `result.json` is written last and atomically: when it exists, the run is complete.
+
+# %%
+if model is None:  # incompatible: the record says why, and there is nothing else to save
+    record = ex.make_record(params, data=data, plan=plan, started_at=started_at)
+    ex.save_run(out_dir, record)
+else:
+    record = ex.make_record(params, data=data, plan=plan, started_at=started_at, model_info=model_info,
+                            history=history, val=val, test=test, measurement=meter.result,
+                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device))
+    ex.save_run(out_dir, record, model=model, data=data, test=test)
 ex.record_summary(record)
 
 # %% [markdown]
 # ## Learning curves
 
 # %%
-fig = plot_history(record["metrics"]["history"] if record["metrics"] else [],
-                   title=f"{params['model']} on {params['dataset']} {params['size']}px "
-                         f"({params['weights'] if params['weights'] == 'imagenet' else 'checkpoint'}, {params['mode']})")
+fig = plot_history(history, title=f"{params.model} on {params.dataset} {params.size}px "
+                                  f"({'imagenet' if params.weights == 'imagenet' else 'checkpoint'}, {params.mode})")

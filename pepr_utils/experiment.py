@@ -1,231 +1,313 @@
-"""One run of the study, as steps: resolve the parameters, prepare, train (metered), record, save.
+"""The steps of one run, as building blocks the notebooks ``02_train`` and ``03_finetune`` call.
 
-Notebooks ``02_train`` and ``03_finetune`` are the same run from two starting points (random weights,
-or pretrained ones), so both call these steps and neither repeats logic::
+The notebooks carry the method: parameters -> :class:`~pepr_utils.params.RunParams` check -> load the
+data (the functions ``01_data_prep`` uses) -> plan the input size and build the model -> an optimiser
+and a loss defined in the notebook -> ``with Meter(...)`` around an explicit epoch loop
+(:func:`train_one_epoch`, :func:`evaluate`) -> :func:`make_record` -> :func:`save_run`. This module
+holds those steps and nothing that calls them in order, except :func:`run_experiment`, which executes
+the notebook's own code in this process (benchmarks and tests; no kernel, no copy of the method).
 
-    params = resolve_params(model="resnet18d", dataset="pneumoniamnist", epochs=10)
-    run = prepare(params, data_dir=..., country_iso_code="DNK")   # data, input plan, model
-    run.train()                                                 # fit inside a Meter
-    record = run.save(out_dir)                                  # result.json, history.csv, model.safetensors
-
-:func:`run_experiment` does all of it in one call (benchmarks, the grid's overhead comparison). A model
-that cannot take the data (the input-size policy says ``incompatible``) gives a record with that
-status and the reason, written like any other, and no exception; any other problem raises, and then
-no ``result.json`` is written.
+A model that cannot take the data (the input-size policy says ``incompatible``) gets a record with
+that status and the reason, written like any other; any other problem raises, and then no
+``result.json`` is written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import PeprError
 from .params import NAMES, RunParams
-from .train import FitResult, TrainConfig, resolve_device
 
 PARAM_NAMES = NAMES  # the run parameters, in the record's order (pepr_utils.params)
 CHECKPOINT_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
+EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time as the record writes it (``started_at``, ``finished_at``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
 
 
-# --------------------------------------------------------------------------- parameters
 def resolve_params(**values: Any) -> dict[str, Any]:
-    """The record's ``params`` from loose values: :meth:`RunParams.of(...).check() <pepr_utils.params.RunParams.check>`.
-
-    ``weights`` None for a model from scratch ("scratch"/"none" accepted), else "imagenet" or a checkpoint
-    path as given; ``pretrained`` follows from ``weights``; ``device="auto"`` becomes this machine's device.
-    Missing values take the defaults of ``parameters/defaults.yaml``; a bad one is a one-line PeprError.
-    """
+    """The record's ``params`` from loose values: ``RunParams.of(**values).check().as_dict()``."""
     return RunParams.of(**values).check().as_dict()
 
 
-# --------------------------------------------------------------------------- the run
-@dataclass
-class Experiment:
-    """A prepared run: its parameters, data, input plan and model; ``train`` and ``save`` finish it."""
+# --------------------------------------------------------------------------- data and model
+def data_summary(data: Any):
+    """Images per split and per class (a DataFrame), the first thing to look at in a run."""
+    import numpy as np
+    import pandas as pd
 
-    params: dict[str, Any]
-    dataset: Any  # datasets.MedicalDataset (train split already cut to the fraction)
-    plan: Any  # models.InputPlan
-    model: Any = None  # torch.nn.Module, None when the plan is incompatible
-    model_info: dict[str, Any] | None = None
-    country_iso_code: str = "DNK"
-    carbon_intensity_g_per_kwh: float | None = None
-    progress: bool = True
-    started_at: str = field(default_factory=_now)
-    mean: Any = 0.5
-    std: Any = 0.5
-    fit_result: FitResult | None = None
-    meter_result: dict[str, Any] | None = None
-    infer_time_ms_per_image: float | None = None
+    info = data.info
+    rows = {}
+    for name, split in data.splits.items():
+        labels = split.labels.numpy()
+        row = {"images": len(split)}
+        if labels.ndim == 1:
+            counts = np.bincount(labels, minlength=info.n_classes)
+            row.update({f"{k}: {v}": int(counts[int(k)]) for k, v in info.labels.items()})
+        rows[name] = row
+    table = pd.DataFrame(rows).T
+    table.index.name = f"{data.name} {data.size}px (train fraction {data.fraction:g})"
+    return table
 
-    # -- facts ----------------------------------------------------------------------------------
-    @property
-    def compatible(self) -> bool:
-        return self.plan.status != "incompatible"
 
-    @property
-    def device(self) -> str:
-        return str(resolve_device(self.params["device"]))
+def input_normalisation(model: Any, weights: str | None, in_chans: int) -> tuple[Any, Any]:
+    """Input mean/std: the pretrained weights' own for ImageNet weights, else MedMNIST's 0.5/0.5.
 
-    @property
-    def run_size(self) -> int | None:
-        return self.plan.run_size
+    With one input channel timm sums the RGB stem filters, i.e. treats grey as R=G=B, so the channel
+    means of the ImageNet statistics are used.
+    """
+    if weights != "imagenet":
+        return 0.5, 0.5
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if not mean or not std:
+        return 0.5, 0.5
+    if in_chans == 1 or len(mean) != in_chans:
+        return float(sum(mean) / len(mean)), float(sum(std) / len(std))
+    return [float(m) for m in mean], [float(s) for s in std]
 
-    def config(self) -> TrainConfig:
-        p = self.params
-        return TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], seed=p["seed"],
-                           device=p["device"], progress=self.progress)
 
-    def data_summary(self):
-        """Images per split and per class (a DataFrame), the first thing to look at in a run."""
-        import numpy as np
-        import pandas as pd
+def model_summary(plan: Any, model: Any, data: Any) -> dict[str, Any]:
+    """The record's ``model_info``: size, MACs per image at the size it runs at, the input plan, the weights."""
+    from .models import model_info
 
-        info = self.dataset.info
-        rows = {}
-        for name, split in self.dataset.splits.items():
-            labels = split.labels.numpy()
-            row = {"images": len(split)}
-            if labels.ndim == 1:
-                counts = np.bincount(labels, minlength=info.n_classes)
-                row.update({f"{k}: {v}": int(counts[int(k)]) for k, v in info.labels.items()})
-            rows[name] = row
-        table = pd.DataFrame(rows).T
-        table.index.name = f"{self.dataset.name} {self.dataset.size}px (train fraction {self.params['fraction']:g})"
-        return table
+    info = model_info(model, plan.run_size, data.n_channels) if model is not None else {}
+    info.update(data_size=plan.data_size, input_plan=plan.status, input_plan_reason=plan.reason or None,
+                weights_source=(getattr(model, "pepr_weights_info", None) or {}).get("source"))
+    return info
 
-    def model_summary(self):
-        """Model size, MACs and how it sees the data (the input plan), as a one-column DataFrame."""
-        import pandas as pd
 
-        rows = {"model": self.params["model"], "weights": self.params["weights"] or "scratch",
-                "mode": self.params["mode"], "input plan": self.plan.status,
-                "data size (px)": self.plan.data_size, "run size (px)": self.plan.run_size,
-                "plan reason": self.plan.reason or "", "normalisation": f"mean {self.mean}, std {self.std}"}
-        rows.update(self.model_info or {})
-        return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+def place(model: Any, device: str) -> Any:
+    """Move ``model`` to ``device`` and return the torch device: channels-last and cuDNN autotuning on
+    CUDA; on CPU freed memory is kept for reuse (:mod:`pepr_utils.allocator`)."""
+    import torch
 
-    # -- work -----------------------------------------------------------------------------------
-    def batches(self, split: str, batch_size: int, shuffle: bool = False):
-        from .datasets import Batches
+    from .allocator import keep_freed_memory
+    from .train import resolve_device
 
-        device = resolve_device(self.params["device"])
-        return Batches(self.dataset.splits[split], batch_size, shuffle=shuffle, seed=self.params["seed"],
-                       device=device, out_size=self.run_size, mean=self.mean, std=self.std,
-                       channels_last=device.type == "cuda")
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()
+    model.to(dev)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model.to(memory_format=torch.channels_last)
+    return dev
 
-    def train(self) -> FitResult | None:
-        """Fit inside a Meter (energy, CO2, time, peak memory of all epochs), then time inference.
 
-        An incompatible run does nothing and returns None, so a notebook reads the same either way.
-        """
-        if not self.compatible:
-            print(f"not trained: {self.params['model']} is incompatible with {self.plan.data_size} px data "
-                  f"({self.plan.reason})")
-            return None
-        if self.fit_result is not None:
-            raise PeprError("this run is already trained; prepare a new one to train again")
-        from .meter import Meter
-        from .train import fit, inference_time_ms
+def batches(data: Any, split: str, batch_size: int, *, device: Any, run_size: int | None, mean: Any = 0.5,
+            std: Any = 0.5, shuffle: bool = False, seed: int = 0):
+    """``(x, y)`` batches of one split, normalised, resized to ``run_size`` on the fly, reshuffled each pass."""
+    import torch
 
-        config = self.config()
-        task = self.dataset.info.task
-        train = self.batches("train", config.batch_size, shuffle=True)
-        val = self.batches("val", config.eval_batch_size)
-        test = self.batches("test", config.eval_batch_size)
-        meter = Meter(self.device, country_iso_code=self.country_iso_code,
-                      carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh)
-        with meter:
-            self.fit_result = fit(self.model, train, val_batches=val, test_batches=test, task=task,
-                                  config=config)
-        self.meter_result = dict(meter.result)
-        self.infer_time_ms_per_image = inference_time_ms(
-            self.model, self.batches("test", config.batch_size), device=self.device, amp=config.amp,
-            channels_last=config.channels_last)
-        return self.fit_result
+    from .batches import Batches
 
-    def chance_floor(self) -> dict[str, float]:
-        """What a model that learned nothing scores on the test split (``majority_acc``, ``chance_auc``),
-        and how far this one is above chance (``test_kappa``, ``test_kappa_p``)."""
-        floor = majority_floor(self.dataset.splits["train"].labels.numpy(), self.dataset.splits["test"].labels.numpy())
-        if self.fit_result is not None and self.fit_result.test_predictions is not None:
-            floor.update(agreement_beyond_chance(*self.fit_result.test_predictions, task=self.dataset.info.task))
-        return floor
+    device = torch.device(device)
+    return Batches(data.splits[split], batch_size, shuffle=shuffle, seed=seed, device=device, out_size=run_size,
+                   mean=mean, std=std, channels_last=device.type == "cuda")
 
-    def metrics_table(self):
-        """Final test and validation metrics (after the last epoch) as a one-column DataFrame."""
-        import pandas as pd
 
-        if self.fit_result is None:
-            return pd.DataFrame({"value": pd.Series(dtype=float)})
-        return pd.DataFrame({"value": pd.Series(self.fit_result.metrics)})
+def trainable(model: Any) -> list:
+    """The parameters an optimiser should update (all of them, or the head of a linear probe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise PeprError("the model has no trainable parameters; check the fine-tuning mode")
+    return params
 
-    def record(self) -> dict[str, Any]:
-        """The run record (validated by :func:`~pepr_utils.records.make_record`)."""
-        from . import records
 
-        env = records.environment_info(self.device if self.compatible else self.params["device"],
-                                       self.dataset.source)
-        env.update(self._run_env())
-        if not self.compatible:
-            return records.make_record(params=self.params, status="incompatible", error=self.plan.reason,
-                                       env=env, started_at=self.started_at)
-        if self.fit_result is None:
-            raise PeprError("this run has not been trained yet; call train() before record()")
-        metrics = {**self.fit_result.metrics, **self.chance_floor(), "history": self.fit_result.history}
-        resources = records.make_resources(self.meter_result, train_time_s=self.meter_result["time_s"],
-                                           infer_time_ms_per_image=self.infer_time_ms_per_image)
-        resources["train_steps_time_s"] = self.fit_result.train_time_s  # training steps only, no evaluation
-        return records.make_record(params=self.params, status="ok", model_info=self._record_model_info(),
-                                   metrics=metrics, resources=resources, env=env, started_at=self.started_at)
+def classification_loss(task: str) -> Callable:
+    """The paper's loss: cross-entropy; binary cross-entropy per label for multi-label tasks."""
+    from torch import nn
 
-    def _record_model_info(self) -> dict[str, Any]:
-        info = dict(self.model_info or {})
-        info.update(data_size=self.plan.data_size, input_plan=self.plan.status,
-                    input_plan_reason=self.plan.reason or None,
-                    weights_source=(getattr(self.model, "pepr_weights_info", None) or {}).get("source"))
-        return info
+    from .train import MULTI_LABEL
 
-    def _run_env(self) -> dict[str, Any]:
-        import torch
+    if task != MULTI_LABEL:
+        return nn.CrossEntropyLoss()
+    bce = nn.BCEWithLogitsLoss()
+    return lambda logits, y: bce(logits, y.float())
 
-        env: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "task": self.dataset.info.task,
-                               "train_images": len(self.dataset.splits["train"]),
-                               "input_mean": _plain_list(self.mean), "input_std": _plain_list(self.std)}
-        if self.fit_result is not None:
-            env.update(amp_dtype=self.fit_result.amp_dtype)
-            env.update({f"speed_{k}": v for k, v in self.fit_result.speed.items()})  # what made it fast
-        return env
 
-    def save(self, out_dir: str | os.PathLike | None = None, *, checkpoint: bool = True) -> dict[str, Any]:
-        """Write the trained weights (``model.safetensors``), the test predictions (``predictions.npz``),
-        then ``history.csv`` and ``result.json``.
+# --------------------------------------------------------------------------- the epoch loop
+def train_one_epoch(model: Any, batches: Iterable, optimizer: Any, loss_fn: Callable, *, device: Any,
+                    amp: bool = True, progress: bool = True, desc: str = "epoch") -> dict[str, float]:
+    """One pass over ``batches``: ``train_loss``, ``train_acc`` (running means), ``images``, ``epoch_time_s``.
 
-        ``result.json`` comes last (atomically), so its presence means the run is complete. Returns the
-        record. ``out_dir`` None means ``<output dir>/runs/<run_id>``.
-        """
-        from .records import write_record
+    Frozen normalisation layers stay in eval mode (a linear probe leaves the backbone bit-identical); on
+    CUDA the forward pass runs under autocast (bf16, or fp16 with a gradient scaler); nothing synchronises
+    the device per step. A non-finite loss raises (the run diverged).
+    """
+    import math
 
-        record = self.record()
-        out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(record["run_id"])
-        if checkpoint and self.fit_result is not None:
-            save_checkpoint(self.model, out / CHECKPOINT_FILE,
-                            {"model": self.params["model"], "dataset": self.params["dataset"],
-                             "num_classes": str(self.dataset.n_classes), "in_chans": str(self.dataset.n_channels),
-                             "run_id": record["run_id"], "input_size": str(self.run_size)})
-        if self.fit_result is not None and self.fit_result.test_predictions is not None:
-            save_predictions(out / PREDICTIONS_FILE, *self.fit_result.test_predictions)
-        path = write_record(out, record)
-        print(f"wrote {path}")
-        return record
+    import torch
+    from tqdm.auto import tqdm
+
+    from .train import _sync, _to_device, autocast_for, freeze_frozen_norms
+
+    device = torch.device(device)
+    autocast, dtype = autocast_for(device, amp)
+    scaler = _grad_scaler(optimizer, dtype)
+    model.train()
+    freeze_frozen_norms(model)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
+    seen = 0
+    n_batches = len(batches) if hasattr(batches, "__len__") else None
+    bar = tqdm(total=n_batches, desc=desc, unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
+    _sync(device)
+    start = time.perf_counter()
+    for x, y in batches:
+        x, y = _to_device(x, y, device, device.type == "cuda")
+        with autocast:
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            loss_sum += loss.detach().float() * y.shape[0]
+            if y.dim() == 2:  # multi-label: the share of labels right
+                correct += ((logits.detach() > 0) == y.bool()).float().mean(dim=1).sum()
+            else:
+                correct += (logits.detach().argmax(dim=1) == y).sum()
+        seen += y.shape[0]
+        bar.update(1)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    bar.close()
+    if seen == 0:
+        raise PeprError("the training split produced no batches; check the fraction and batch size")
+    out = {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "images": seen,
+           "epoch_time_s": elapsed}
+    if not math.isfinite(out["train_loss"]):
+        lr = optimizer.param_groups[0].get("lr")
+        raise PeprError(f"training diverged ({desc}: loss {out['train_loss']}); try a smaller lr than {lr}")
+    return out
+
+
+def _grad_scaler(optimizer: Any, dtype: Any) -> Any:
+    """fp16 autocast needs a gradient scaler that lives as long as the optimiser; bf16 and float32 do not."""
+    import torch
+
+    if dtype != torch.float16:
+        return None
+    if getattr(optimizer, "pepr_grad_scaler", None) is None:
+        optimizer.pepr_grad_scaler = torch.amp.GradScaler("cuda")
+    return optimizer.pepr_grad_scaler
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's predictions on one split and their metrics (``acc``, ``auc``, ``bal_acc``, ``f1_macro``)."""
+
+    y_true: Any
+    y_score: Any
+    metrics: dict[str, float]
+
+
+def evaluate(model: Any, batches: Iterable, task: str, *, device: Any, amp: bool = True) -> Evaluation:
+    """Predict ``batches`` in eval mode without gradients; ACC and AUC as MedMNIST defines them."""
+    from .train import classification_metrics, predict
+
+    y_true, y_score = predict(model, batches, device=device, amp=amp)
+    return Evaluation(y_true, y_score, classification_metrics(y_true, y_score, task))
+
+
+def history_entry(epoch: int, trained: dict[str, float], val: Evaluation, test: Evaluation) -> dict[str, Any]:
+    """One row of the history (``history.csv``): train loss and ACC, val and test ACC and AUC, epoch time."""
+    return {"epoch": epoch, "train_loss": trained["train_loss"], "train_acc": trained["train_acc"],
+            "val_acc": val.metrics["acc"], "val_auc": val.metrics["auc"], "test_acc": test.metrics["acc"],
+            "test_auc": test.metrics["auc"], "epoch_time_s": trained["epoch_time_s"]}
+
+
+def final_metrics(data: Any, val: Evaluation, test: Evaluation) -> dict[str, float]:
+    """The metrics after the last epoch (P = ``test_acc``), the chance floor and the agreement beyond it."""
+    metrics = {f"{split}_{k}": v for split, e in (("test", test), ("val", val)) for k, v in e.metrics.items()}
+    metrics.update(majority_floor(data.splits["train"].labels.numpy(), data.splits["test"].labels.numpy()))
+    metrics.update(agreement_beyond_chance(test.y_true, test.y_score, task=data.info.task))
+    return metrics
+
+
+def speed_options(device: Any, eval_batch_size: int = EVAL_BATCH_SIZE, amp: bool = True) -> dict[str, Any]:
+    """What made the run fast (the record's ``env.speed_*``): layout, autocast, compile, evaluation, threads."""
+    import torch
+
+    from .train import autocast_for
+
+    device = torch.device(device)
+    _, dtype = autocast_for(device, amp)
+    return {"channels_last": device.type == "cuda", "autocast": str(dtype).replace("torch.", "") if dtype else None,
+            "compiled": False, "eval_batch_size": eval_batch_size, "eval_grad_mode": "inference_mode",
+            "torch_threads": torch.get_num_threads()}
+
+
+# --------------------------------------------------------------------------- record and save
+def make_record(params: RunParams, *, data: Any, plan: Any, started_at: str, model_info: dict | None = None,
+                history: list | None = None, val: Evaluation | None = None, test: Evaluation | None = None,
+                measurement: dict | None = None, infer_ms_per_image: float | None = None,
+                mean: Any = 0.5, std: Any = 0.5, speed: dict | None = None) -> dict[str, Any]:
+    """The run record (validated by :func:`pepr_utils.records.make_record`).
+
+    With an incompatible input plan it records that status and the reason (nothing else is needed);
+    otherwise the history, the last evaluations, the meter's measurement and the inference time.
+    """
+    import torch
+
+    from . import records
+
+    env = records.environment_info(params.device, data.source)
+    env.update(torch_threads=torch.get_num_threads(), task=data.info.task, train_images=len(data.splits["train"]),
+               input_mean=_plain_list(mean), input_std=_plain_list(std))
+    if plan.status == "incompatible":
+        return records.make_record(params=params.as_dict(), status="incompatible", error=plan.reason, env=env,
+                                   started_at=started_at)
+    if not history or val is None or test is None or measurement is None:
+        raise PeprError("this run has not been trained yet: a record needs its history, evaluations and measurement")
+    speed = speed or {}
+    env.update(amp_dtype=speed.get("autocast"), **{f"speed_{k}": v for k, v in speed.items()})
+    metrics = {**final_metrics(data, val, test), "history": history}
+    resources = records.make_resources(measurement, train_time_s=measurement["time_s"],
+                                       infer_time_ms_per_image=infer_ms_per_image)
+    resources["train_steps_time_s"] = float(sum(h["epoch_time_s"] for h in history))  # no evaluation
+    return records.make_record(params=params.as_dict(), status="ok", model_info=model_info, metrics=metrics,
+                               resources=resources, env=env, started_at=started_at)
+
+
+def save_run(out_dir: str | os.PathLike | None, record: dict[str, Any], *, model: Any = None, data: Any = None,
+             test: Evaluation | None = None) -> Path:
+    """Write the trained weights (``model.safetensors``), the test predictions (``predictions.npz``),
+    then ``history.csv`` and ``result.json`` (last and atomically: its presence means the run is complete).
+
+    ``out_dir`` None means ``<output dir>/runs/<run_id>``. Returns the run folder.
+    """
+    from .records import write_record
+
+    out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(record["run_id"])
+    if model is not None:
+        meta = {"model": record["params"]["model"], "dataset": record["params"]["dataset"],
+                "run_id": record["run_id"], "input_size": (record.get("model_info") or {}).get("input_size")}
+        if data is not None:
+            meta.update(num_classes=data.n_classes, in_chans=data.n_channels)
+        save_checkpoint(model, out / CHECKPOINT_FILE, meta)
+    if test is not None:
+        save_predictions(out / PREDICTIONS_FILE, test.y_true, test.y_score)
+    print(f"wrote {write_record(out, record)}")
+    return out
 
 
 def majority_floor(train_labels: Any, test_labels: Any) -> dict[str, float]:
@@ -324,100 +406,33 @@ def save_predictions(path: str | os.PathLike, y_true: Any, y_score: Any) -> Path
     return Path(path)
 
 
-def _normalisation(model: Any, weights: str | None, in_chans: int) -> tuple[Any, Any]:
-    """Input mean/std: the pretrained weights' own for ImageNet weights, else MedMNIST's 0.5/0.5.
+def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = None, *,
+                   data_dir: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
+                   country_iso_code: str = "DNK") -> dict[str, Any]:
+    """Execute the notebook's own code (``02_train``, or ``03_finetune`` for pretrained weights) in this
+    process, without a kernel; return the record it wrote to ``out_dir`` (None: a temporary folder).
 
-    With one input channel timm sums the RGB stem filters, i.e. treats grey as R=G=B, so the channel
-    means of the ImageNet statistics are used.
+    ``params`` are the run parameters (``PARAM_NAMES``; missing ones take the defaults). Used by the
+    benchmarks (the grid's fixed cost is papermill and the kernel, measured against this) and the tests.
     """
-    if weights != "imagenet":
-        return 0.5, 0.5
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean, std = cfg.get("mean"), cfg.get("std")
-    if not mean or not std:
-        return 0.5, 0.5
-    if in_chans == 1 or len(mean) != in_chans:
-        return float(sum(mean) / len(mean)), float(sum(std) / len(std))
-    return [float(m) for m in mean], [float(s) for s in std]
+    import tempfile
 
+    from .notebook_code import run_notebook_code
+    from .records import read_record
 
-def prepare(
-    params: dict[str, Any],
-    *,
-    data_dir: str | os.PathLike | None = None,
-    weights_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    offline: bool | None = None,
-    country_iso_code: str | None = "DNK",
-    carbon_intensity_g_per_kwh: float | None = None,
-    progress: bool = True,
-) -> Experiment:
-    """Load the data (train fraction applied), plan the input size, build the model (weights, mode).
-
-    ``params`` must come from :func:`resolve_params`. Cheap checks come first (device, carbon
-    intensity, the model's input plan), so a bad setting fails before any data is read.
-    """
-    import torch
-
-    from .allocator import keep_freed_memory
-    from .carbon import carbon_intensity
-    from .datasets import load_dataset
-    from .models import create_model, model_info, plan_input, set_trainable
-
-    params = resolve_params(**params)
-    if resolve_device(params["device"]).type == "cpu":  # CUDA asked for but absent -> PeprError now
-        keep_freed_memory()  # CPU training: fewer page faults (see pepr_utils.allocator)
-    if carbon_intensity_g_per_kwh is None:
-        carbon_intensity(country_iso_code)  # unknown country -> PeprError now, not after training
-    started_at = _now()
-    plan = plan_input(params["model"], params["size"], cache_dir=cache_dir)
-    data = load_dataset(params["dataset"], params["size"], data_dir=data_dir, cache_dir=cache_dir,
-                        offline=offline, progress=progress)
-    if params["fraction"] < 1.0:
-        data = data.with_train_fraction(params["fraction"], params["seed"])
-    run = Experiment(params=params, dataset=data, plan=plan, country_iso_code=country_iso_code,
-                     carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh, progress=progress,
-                     started_at=started_at)
-    if plan.status == "incompatible":
-        return run
-    torch.manual_seed(params["seed"])  # the initial weights are part of the run
-    run.model = create_model(params["model"], data.n_classes, data.n_channels, weights=params["weights"],
-                             weights_dir=weights_dir, offline=offline)
-    set_trainable(run.model, params["mode"])
-    run.model_info = model_info(run.model, plan.run_size, data.n_channels)
-    run.mean, run.std = _normalisation(run.model, params["weights"], data.n_channels)
-    return run
-
-
-def run_experiment(
-    params: dict[str, Any],
-    out_dir: str | os.PathLike | None = None,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    weights_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    offline: bool | None = None,
-    country_iso_code: str | None = "DNK",
-    carbon_intensity_g_per_kwh: float | None = None,
-    progress: bool = True,
-    checkpoint: bool = True,
-) -> dict[str, Any]:
-    """Resolve, prepare, train and save one run; return its record (also written to ``out_dir``).
-
-    ``params`` holds the run's parameters (``PARAM_NAMES``; missing ones take the paper's defaults).
-    Incompatible runs return and write a record with status "incompatible"; errors raise, and then
-    nothing is written.
-    """
     if not isinstance(params, dict):
         raise PeprError(f"params must be a dict of run parameters, got {type(params).__name__}")
-    unknown = sorted(set(params) - set(PARAM_NAMES))
-    if unknown:
-        raise PeprError(f"unknown run parameter(s) {', '.join(unknown)}; accepted: {', '.join(PARAM_NAMES)}")
-    run = prepare(resolve_params(**params), data_dir=data_dir, weights_dir=weights_dir, cache_dir=cache_dir,
-                  offline=offline, country_iso_code=country_iso_code,
-                  carbon_intensity_g_per_kwh=carbon_intensity_g_per_kwh, progress=progress)
-    run.train()
-    return run.save(out_dir, checkpoint=checkpoint)
+    run = RunParams.of(**params)  # unknown names -> PeprError
+    given = {k: v for k, v in params.items() if k not in ("pretrained", "weights", "mode")}
+    settings: dict[str, Any] = {"data_dir": data_dir, "country_iso_code": country_iso_code}
+    if run.weights is not None:
+        given.update(weights=run.weights, mode=run.mode)
+        settings.update(weights_dir=weights_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(out_dir) if out_dir not in (None, "") else Path(tmp) / "run"
+        run_notebook_code("03_finetune" if run.weights is not None else "02_train",
+                          {**given, **settings, "out_dir": str(out)})
+        return read_record(out)
 
 
 def record_summary(record: dict[str, Any]):

@@ -16,6 +16,7 @@ from pepr_utils import experiment as ex
 from pepr_utils import records
 from pepr_utils.analysis import load_predictions
 from pepr_utils.errors import PeprError
+from pepr_utils.notebook_code import run_notebook_code
 from pepr_utils.train import (
     TrainConfig,
     check_device,
@@ -194,27 +195,31 @@ def test_inference_time_is_measured_in_eval_mode_and_restores_mode():
 
 # --------------------------------------------------------------------------- experiments on real data
 def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights_dir, tmp_path):
-    params = ex.resolve_params(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.02, epochs=1,
-                               weights="imagenet", mode="linear")
-    run = ex.prepare(params, data_dir=data_dir, weights_dir=weights_dir, progress=False)
-    head = run.model.get_classifier()
+    from pepr_utils.models import create_model
+
+    ns = run_notebook_code("03_finetune", dict(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.02, epochs=1,
+                                               device="cpu", weights="imagenet", mode="linear", data_dir=str(data_dir),
+                                               weights_dir=str(weights_dir), out_dir=str(tmp_path)))
+    model = ns["model"]
+    head = model.get_classifier()
     head_keys = {f"classifier.{k}" for k in head.state_dict()}
-    before = {k: v.clone() for k, v in run.model.state_dict().items()}
-    assert run.model_info["trainable_params"] == sum(p.numel() for p in head.parameters())
-    run.train()
-    after = run.model.state_dict()
+    assert ns["model_info"]["trainable_params"] == sum(p.numel() for p in head.parameters())
+    torch.manual_seed(0)
+    before = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir).state_dict()
+    after = model.state_dict()
     frozen_changed = [k for k in before if k not in head_keys and not torch.equal(before[k], after[k])]
     assert frozen_changed == []  # weights and batch-norm running statistics alike
     assert any(not torch.equal(before[k], after[k]) for k in head_keys)
-    record = run.save(tmp_path)
+    record = records.read_record(tmp_path)
     assert record["model_info"]["weights_source"].endswith("tf_efficientnet_lite0.safetensors")
-    assert records.read_record(tmp_path)["params"]["mode"] == "linear"
+    assert record["params"]["mode"] == "linear"
 
 
 def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir, tmp_path):
+    from pepr_utils.models import create_model, set_trainable
+
     params = dict(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.05, epochs=1, weights="imagenet")
-    record = ex.run_experiment(params, tmp_path / "run", data_dir=data_dir, weights_dir=weights_dir,
-                               progress=False)
+    record = ex.run_experiment(params, tmp_path / "run", data_dir=data_dir, weights_dir=weights_dir)
     back = records.read_record(tmp_path / "run")
     assert back == record and back["status"] == "ok"
     assert back["params"]["pretrained"] is True and back["run_id"] == records.run_id(back["params"])
@@ -223,7 +228,9 @@ def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir
     assert r["train_time_s"] >= r["train_steps_time_s"] > 0 and r["infer_time_ms_per_image"] > 0
     assert back["model_info"]["trainable_params"] == back["model_info"]["num_params"]
     assert back["env"]["data_official"] is False and back["env"]["data_sha256"]
+    assert back["env"]["speed_eval_grad_mode"] == "inference_mode" and back["env"]["train_images"] > 0
     assert 0 <= back["metrics"]["test_acc"] <= 1 and len(back["metrics"]["history"]) == 1
+    assert {"majority_acc", "chance_auc", "test_kappa", "test_kappa_p"} <= set(back["metrics"])
     assert (tmp_path / "run" / "history.csv").is_file()
     # per-image test predictions, from which the analysis bootstraps the test set: they give test_acc back
     with np.load(tmp_path / "run" / ex.PREDICTIONS_FILE, allow_pickle=False) as z:
@@ -236,28 +243,32 @@ def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir
 
     # the trained weights seed a further run: 03's "checkpoint of an earlier run"
     ckpt = tmp_path / "run" / ex.CHECKPOINT_FILE
-    params2 = dict(params, weights=str(ckpt), mode="linear", fraction=0.02)
-    run2 = ex.prepare(ex.resolve_params(**params2), data_dir=data_dir, progress=False)
-    trained = ex.prepare(ex.resolve_params(**params), data_dir=data_dir, weights_dir=weights_dir, progress=False)
-    assert run2.model_info["trainable_params"] < run2.model_info["num_params"]
-    assert run2.mean == 0.5  # a pepr checkpoint was trained on 0.5/0.5-normalised inputs
+    probe = create_model("tf_efficientnet_lite0", 2, 1, weights=str(ckpt))
+    set_trainable(probe, "linear")
+    assert sum(p.numel() for p in ex.trainable(probe)) < sum(p.numel() for p in probe.parameters())
+    assert ex.input_normalisation(probe, str(ckpt), 1) == (0.5, 0.5)  # pepr checkpoints saw 0.5/0.5 inputs
+    pretrained = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir)
     stem = "conv_stem.weight"
-    assert not torch.equal(run2.model.state_dict()[stem], trained.model.state_dict()[stem])  # it trained
+    assert not torch.equal(probe.state_dict()[stem], pretrained.state_dict()[stem])  # it trained
 
 
 def test_model_needing_256_px_is_resized_on_the_fly(data_dir):
-    run = ex.prepare(ex.resolve_params(model="botnet26t_256", **PNEUMONIA, fraction=0.01, epochs=1),
-                     data_dir=data_dir, progress=False)
-    assert (run.plan.status, run.run_size, run.model_info["input_size"]) == ("resize", 256, 256)
-    x, y = next(iter(run.batches("train", 2)))
+    from pepr_utils.datasets import load_dataset
+    from pepr_utils.models import create_model, model_info, plan_input
+
+    plan = plan_input("botnet26t_256", 28)
+    assert (plan.status, plan.run_size) == ("resize", 256)
+    data = load_dataset("pneumoniamnist", 28, data_dir=data_dir).with_train_fraction(0.01, 0)
+    model = create_model("botnet26t_256", data.n_classes, data.n_channels)
+    assert model_info(model, plan.run_size, 1)["input_size"] == 256
+    x, y = next(iter(ex.batches(data, "train", 2, device="cpu", run_size=plan.run_size)))
     assert tuple(x.shape) == (2, 1, 256, 256)
     with torch.no_grad():
-        assert tuple(run.model.eval()(x).shape) == (2, 2)
+        assert tuple(model.eval()(x).shape) == (2, 2)
 
 
 def test_incompatible_model_is_recorded_not_raised(data_dir, tmp_path):
-    record = ex.run_experiment(dict(model="gluon_xception65", **PNEUMONIA, epochs=1), tmp_path,
-                               data_dir=data_dir, progress=False)
+    record = ex.run_experiment(dict(model="gluon_xception65", **PNEUMONIA, epochs=1), tmp_path, data_dir=data_dir)
     assert record["status"] == "incompatible" and "removed from timm" in record["error"]
     assert records.read_record(tmp_path)["status"] == "incompatible"
     assert not (tmp_path / ex.CHECKPOINT_FILE).exists()
@@ -275,8 +286,7 @@ def test_errors_leave_no_result_file(bad, match, data_dir, tmp_path, monkeypatch
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
     params = {"model": "resnet18d", **PNEUMONIA, "epochs": 1, **bad}
     with pytest.raises(PeprError, match=match) as exc:
-        ex.run_experiment(params, tmp_path / "out", data_dir=data_dir, weights_dir=tmp_path / "no-weights",
-                          progress=False)
+        ex.run_experiment(params, tmp_path / "out", data_dir=data_dir, weights_dir=tmp_path / "no-weights")
     one_line(exc)
     assert not (tmp_path / "out" / records.RESULT_FILE).exists()
 

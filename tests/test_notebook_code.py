@@ -1,0 +1,35 @@
+"""02_train and 03_finetune come from one template; their code runs in-process for benchmarks and tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import NOTEBOOKS, ROOT
+
+from pepr_utils.errors import PeprError
+from pepr_utils.notebook_code import notebook_cells, run_notebook_code
+
+
+def test_train_notebooks_are_generated_from_one_template():
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "train_notebooks.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_method_is_in_the_notebook():
+    code = "".join(src for head, src in notebook_cells(NOTEBOOKS / "02_train.py") if "[markdown]" not in head)
+    for step in ("RunParams.of(", "load_dataset(", "create_model(", "torch.optim.Adam(", "with meter:",
+                 "for epoch in range(", "ex.train_one_epoch(", "ex.evaluate(", "ex.make_record(", "ex.save_run("):
+        assert step in code, step
+    scratch = [src for _, src in notebook_cells(NOTEBOOKS / "02_train.py")]
+    tuned = [src for _, src in notebook_cells(NOTEBOOKS / "03_finetune.py")]
+    assert len(scratch) == len(tuned)
+    differ = [i for i, (a, b) in enumerate(zip(scratch, tuned, strict=True)) if a != b]
+    assert len(differ) <= 7  # title, parameters, imports, params, model (text and code), plot: fine-tuning
+
+
+def test_unknown_notebook_parameters_are_refused(tmp_path):
+    with pytest.raises(PeprError, match="no parameter"):
+        run_notebook_code("02_train", {"optimiser": "sgd"})
