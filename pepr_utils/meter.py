@@ -76,6 +76,8 @@ from .errors import PeprError
 
 __all__ = [
     "Meter",
+    "Measurement",
+    "Energy",
     "carbon_intensity",
     "rapl_zones",
     "RaplZone",
@@ -436,6 +438,70 @@ class _Sampler(threading.Thread):
 # ----------------------------------------------------------------------------------------------- Meter
 
 
+# --------------------------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class Energy:
+    """One component's energy (kWh; None when it could not be measured) and how it was obtained."""
+
+    kwh: float | None
+    method: str  # "rapl", "rapl-dram", "nvml", "nvml-power-sampling", "estimate:...", "none", "unmeasured"
+
+    @property
+    def estimated(self) -> bool:
+        return self.method.startswith("estimate")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a :class:`Meter` measured over its block; ``as_dict()`` is the run record's ``resources`` part.
+
+    ``cpu``, ``gpu`` and ``ram`` are the components; :meth:`estimated` says whether any was estimated
+    rather than read from a counter, so no caller parses ``energy_method``.
+    """
+
+    time_s: float
+    cpu: Energy
+    gpu: Energy
+    ram: Energy
+    pue: float
+    carbon_intensity_g_per_kwh: float
+    country_iso_code: str | None
+    peak_mem_gb: float | None
+    mem_kind: str
+    cpu_time_s: float
+    device: str
+    warnings: str | None = None
+
+    def components(self) -> dict[str, Energy]:
+        """The components in the order ``energy_method`` names them (the GPU first when one was used)."""
+        order = ("cpu", "ram") if self.gpu.method == "none" else ("gpu", "cpu", "ram")
+        return {c: getattr(self, c) for c in order}
+
+    def estimated(self) -> bool:
+        return any(e.estimated for e in self.components().values())
+
+    @property
+    def energy_kwh(self) -> float:
+        return sum(e.kwh for e in (self.cpu, self.gpu, self.ram) if e.kwh is not None) * self.pue
+
+    @property
+    def co2_g(self) -> float:
+        return self.energy_kwh * self.carbon_intensity_g_per_kwh
+
+    @property
+    def energy_method(self) -> str:
+        return "+".join(f"{c}={e.method}" for c, e in self.components().items())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time_s": self.time_s, "energy_kwh": self.energy_kwh, "energy_method": self.energy_method,
+                **{f"{c}_energy_kwh": getattr(self, c).kwh for c in ("cpu", "gpu", "ram")},
+                "co2_g": self.co2_g, "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+                "country_iso_code": self.country_iso_code, "peak_mem_gb": self.peak_mem_gb,
+                "mem_kind": self.mem_kind, "pue": self.pue, "cpu_time_s": self.cpu_time_s,
+                **{f"{c}_energy_method": getattr(self, c).method for c in ("cpu", "gpu", "ram")},
+                "device": self.device, "warnings": self.warnings}
+
+
 def _parse_device(device: Any) -> tuple[str, int | None]:
     text = str(device).strip().lower()
     kind, sep, index = text.partition(":")
@@ -525,6 +591,7 @@ class Meter:
         self._nvml_module = nvml
         self._cuda = self._cuda_index() if self.device_kind == "cuda" else None
         self.result: dict[str, Any] | None = None
+        self.measurement: Measurement | None = None
         self._sampler: _Sampler | None = None
 
     # -- setup -------------------------------------------------------------------------------------
@@ -576,7 +643,7 @@ class Meter:
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Meter:
-        self.result = None
+        self.result = self.measurement = None
         if self.device_kind == "cuda":
             import torch
 
@@ -627,29 +694,14 @@ class Meter:
             joules["gpu"] = None
             methods["gpu"] = "unmeasured"
         peak_gb, mem_kind = self._peak_memory(notes)
-        kwh = {k: (v / J_PER_KWH if v is not None else None) for k, v in joules.items()}
-        total_kwh = sum(v for v in kwh.values() if v is not None) * self.pue
-        order = ("gpu", "cpu", "ram") if self.device_kind != "cpu" else ("cpu", "ram")
-        self.result = {
-            "time_s": time_s,
-            "energy_kwh": total_kwh,
-            "energy_method": "+".join(f"{c}={methods[c]}" for c in order),
-            "cpu_energy_kwh": kwh["cpu"],
-            "gpu_energy_kwh": kwh["gpu"],
-            "ram_energy_kwh": kwh["ram"],
-            "co2_g": total_kwh * self.carbon_intensity_g_per_kwh,
-            "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
-            "country_iso_code": self.country_iso_code,
-            "peak_mem_gb": peak_gb,
-            "mem_kind": mem_kind,
-            "pue": self.pue,
-            "cpu_time_s": max(0.0, _process_cpu_s() - self._cpu_time_start),
-            "cpu_energy_method": methods["cpu"],
-            "gpu_energy_method": methods["gpu"],
-            "ram_energy_method": methods["ram"],
-            "device": self.device,
-            "warnings": "; ".join(notes) or None,
-        }
+        energy = {c: Energy(joules[c] / J_PER_KWH if joules[c] is not None else None, methods[c])
+                  for c in ("cpu", "gpu", "ram")}
+        self.measurement = Measurement(
+            time_s=time_s, cpu=energy["cpu"], gpu=energy["gpu"], ram=energy["ram"], pue=self.pue,
+            carbon_intensity_g_per_kwh=self.carbon_intensity_g_per_kwh, country_iso_code=self.country_iso_code,
+            peak_mem_gb=peak_gb, mem_kind=mem_kind, cpu_time_s=max(0.0, _process_cpu_s() - self._cpu_time_start),
+            device=self.device, warnings="; ".join(notes) or None)
+        self.result = self.measurement.as_dict()
         return False
 
     def _peak_memory(self, notes: list[str]) -> tuple[float | None, str]:

@@ -323,3 +323,28 @@ def test_carbon_table_is_offline_and_complete():
     assert carbon.country_name("dnk") == "Denmark"
     assert all(len(c) == 3 and c.isupper() for c in carbon.country_codes())
     assert all(0 <= carbon.carbon_intensity(c) < 2000 for c in carbon.country_codes())
+
+
+def test_a_record_the_real_meter_wrote_is_reported_as_estimated(tmp_path):
+    """The meter's own method string ("cpu=estimate:cpu-tdp+ram=estimate:ram-rss") reaches the report."""
+    from pepr_utils import records
+    from pepr_utils.analysis import load_results, split_runs, study_facts
+    from pepr_utils.params import RunParams
+    from pepr_utils.report import say_study
+
+    with Meter("cpu", cpu_method="estimate", sample_interval_s=0.05) as m:
+        busy(0.05)
+    assert m.measurement.estimated() and m.measurement.cpu.estimated and not m.measurement.gpu.estimated
+    params = RunParams(model="resnet18d", dataset="pneumoniamnist", epochs=1).as_dict()
+    record = records.make_record(
+        params=params, status="ok", model_info={"num_params": 10, "trainable_params": 10, "macs_per_image": 1,
+                                                "input_size": 28},
+        metrics={"test_acc": 0.8, "test_auc": 0.9, "test_bal_acc": 0.8, "test_f1_macro": 0.8, "val_acc": 0.8,
+                 "val_auc": 0.9, "history": []},
+        resources=records.make_resources(m.result, infer_time_ms_per_image=1.0), env={"device": "cpu"})
+    records.write_record(tmp_path / record["run_id"], record)
+    runs = load_results(tmp_path)
+    ok, _ = split_runs(runs)
+    facts = study_facts(runs, ok)
+    assert facts["energy_estimated"] and facts["energy_methods"] == [m.measurement.energy_method]
+    assert "estimated" in say_study(facts, {"e": "energy_kwh"})
