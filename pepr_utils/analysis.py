@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import resources as resource_table
 from .errors import PeprError
 from .score import pepr
 
-#: The paper's four resources (E, C, T, M) and the run-record column each one reads.
-RESOURCES: dict[str, str] = {"e": "energy_kwh", "c": "co2_g", "t": "train_time_s", "m": "peak_mem_gb"}
+#: The paper's four resources (E, C, T, M) and the run-record column each one reads (pepr_utils.resources).
+RESOURCES: dict[str, str] = resource_table.columns()
 #: Readable names and units, for tables, axis labels and the report's sentences.
-RESOURCE_NAMES: dict[str, str] = {"e": "energy", "c": "CO2", "t": "training time", "m": "peak memory"}
+RESOURCE_NAMES: dict[str, str] = {r.key: r.label for r in resource_table.RESOURCES}
 UNITS: dict[str, str] = {
-    "energy_kwh": "kWh", "co2_g": "g CO2e", "train_time_s": "s", "peak_mem_gb": "GB",
+    **resource_table.units(),
     "infer_time_ms_per_image": "ms/image", "num_params": "parameters", "macs_per_image": "MACs/image",
 }
 EXPERIMENT_FIELDS: tuple[str, ...] = ("dataset", "size", "fraction", "regime")

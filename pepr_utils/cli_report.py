@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .resources import RESOURCES
+
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import HTML_NAME, build_report
@@ -30,10 +32,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out-dir", default=None,
                    help="report folder (default: outputs/<study>/report, <study> = the folder holding RESULTS)")
     p.add_argument("--budget", action="append", default=[], metavar="RESOURCE=LIMIT",
-                   help="resource limit for the 'which model should I use' table, e.g. energy_kwh=0.01, "
-                        "train_time_s=600, peak_mem_gb=4 (repeatable; default: the study's median energy)")
+                   help="resource limit for the 'which model should I use' table, RESOURCE one of "
+                        f"{', '.join(r.column for r in RESOURCES)}, e.g. energy_kwh=0.01 (repeatable; "
+                        "default: the study's median energy)")
     p.add_argument("--reference", action="append", default=[], metavar="RESOURCE=VALUE",
-                   help="fixed reference R_ref for PePR = P/(1 + R/R_ref), e.g. e=0.01 (repeatable; "
+                   help=f"fixed reference R_ref for PePR = P/(1 + R/R_ref), RESOURCE one of "
+                        f"{', '.join(r.key for r in RESOURCES)}, e.g. e=0.01 (repeatable; "
                         "default: the study-wide median of each resource)")
     p.add_argument("--top-k", type=int, default=5, help="models per experiment in the top-k tables (default 5)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for top-rank stability")

@@ -33,6 +33,7 @@ from typing import Any
 from . import params as params_module
 from .errors import PeprError
 from .fileio import atomic_write_text
+from .resources import RESOURCES
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
@@ -57,11 +58,6 @@ HISTORY_FIELDS = (
     "test_auc",
     "epoch_time_s",
 )
-RESOURCE_FIELDS = (
-    "energy_kwh", "energy_method", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "co2_g",
-    "carbon_intensity_g_per_kwh", "country_iso_code", "train_time_s", "infer_time_ms_per_image",
-    "peak_mem_gb", "mem_kind",
-)  # fmt: skip
 ENV_FIELDS = (
     "device_name", "cpu", "python", "torch", "timm", "pepr_utils", "platform", "git_commit",
     "data_sha256", "data_official",
@@ -80,12 +76,14 @@ _MODEL_INFO_TYPES = {
 _METRIC_TYPES = {name: ("num" if name == "test_acc" else "num?") for name in METRIC_FIELDS if name not in FLOOR_FIELDS}
 _FLOOR_TYPES = {name: "num?" for name in FLOOR_FIELDS}
 _HISTORY_TYPES = {name: ("int" if name == "epoch" else "num?") for name in HISTORY_FIELDS}
+#: The resources (pepr_utils.resources: a number, null allowed where not required), then how they were obtained.
 _RESOURCE_TYPES = {
-    "energy_kwh": "num", "energy_method": "str", "cpu_energy_kwh": "num?", "gpu_energy_kwh": "num?",
-    "ram_energy_kwh": "num?", "co2_g": "num", "carbon_intensity_g_per_kwh": "num",
-    "country_iso_code": "str?", "train_time_s": "num", "infer_time_ms_per_image": "num?",
-    "peak_mem_gb": "num?", "mem_kind": "str?",
+    **{r.column: "num" if r.required else "num?" for r in RESOURCES},
+    "energy_method": "str", "cpu_energy_kwh": "num?", "gpu_energy_kwh": "num?", "ram_energy_kwh": "num?",
+    "carbon_intensity_g_per_kwh": "num", "country_iso_code": "str?", "infer_time_ms_per_image": "num?",
+    "mem_kind": "str?",
 }  # fmt: skip
+RESOURCE_FIELDS = tuple(_RESOURCE_TYPES)
 
 
 # ------------------------------------------------------------------------------------------- run_id
@@ -401,7 +399,7 @@ def validate_record(record: Mapping[str, Any]) -> dict[str, Any]:
                     raise PeprError(f"record field metrics.history[{i}].epoch is missing")
     if resources:
         _check_fields("resources", resources, _RESOURCE_TYPES, require=status == "ok")
-        for name in ("energy_kwh", "co2_g", "train_time_s"):
+        for name in (r.column for r in RESOURCES):
             value = resources.get(name)
             if isinstance(value, int | float) and value < 0:
                 raise PeprError(f"record field resources.{name} = {value!r} is invalid: expected >= 0")

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import PeprError
+from .resources import RESOURCES
 
 #: The paper's four resources and the column each one reads in its published results.
-PAPER_RESOURCES: dict[str, str] = {"e": "energy", "c": "co2", "t": "train_time", "m": "memR"}
+PAPER_RESOURCES: dict[str, str] = {r.key: r.paper_column for r in RESOURCES}
 
 
 def pepr_value(p: float | np.ndarray | pd.Series, r_n: float | np.ndarray | pd.Series):
