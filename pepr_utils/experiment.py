@@ -228,11 +228,16 @@ def evaluate(model: Any, batches: Iterable, task: str, *, device: Any, amp: bool
     return Evaluation(y_true, y_score, classification_metrics(y_true, y_score, task))
 
 
-def history_entry(epoch: int, trained: dict[str, float], val: Evaluation, test: Evaluation) -> dict[str, Any]:
-    """One row of the history (``history.csv``): train loss and ACC, val and test ACC and AUC, epoch time."""
+def history_entry(epoch: int, trained: dict[str, float], val: Evaluation | None = None,
+                  test: Evaluation | None = None) -> dict[str, Any]:
+    """One row of the history (``history.csv``): train loss and ACC, val and test ACC and AUC (NaN for an
+    epoch that was not evaluated), epoch time."""
+    def metric(e: Evaluation | None, name: str) -> float:
+        return e.metrics[name] if e is not None else float("nan")
+
     return {"epoch": epoch, "train_loss": trained["train_loss"], "train_acc": trained["train_acc"],
-            "val_acc": val.metrics["acc"], "val_auc": val.metrics["auc"], "test_acc": test.metrics["acc"],
-            "test_auc": test.metrics["auc"], "epoch_time_s": trained["epoch_time_s"]}
+            "val_acc": metric(val, "acc"), "val_auc": metric(val, "auc"), "test_acc": metric(test, "acc"),
+            "test_auc": metric(test, "auc"), "epoch_time_s": trained["epoch_time_s"]}
 
 
 def final_metrics(data: Any, val: Evaluation, test: Evaluation) -> dict[str, float]:
@@ -408,7 +413,7 @@ def save_predictions(path: str | os.PathLike, y_true: Any, y_score: Any) -> Path
 
 def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = None, *,
                    data_dir: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
-                   country_iso_code: str = "DNK") -> dict[str, Any]:
+                   country_iso_code: str = "DNK", eval_every_epoch: bool = True) -> dict[str, Any]:
     """Execute the notebook's own code (``02_train``, or ``03_finetune`` for pretrained weights) in this
     process, without a kernel; return the record it wrote to ``out_dir`` (None: a temporary folder).
 
@@ -424,7 +429,8 @@ def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = N
         raise PeprError(f"params must be a dict of run parameters, got {type(params).__name__}")
     run = RunParams.of(**params)  # unknown names -> PeprError
     given = {k: v for k, v in params.items() if k not in ("pretrained", "weights", "mode")}
-    settings: dict[str, Any] = {"data_dir": data_dir, "country_iso_code": country_iso_code}
+    settings: dict[str, Any] = {"data_dir": data_dir, "country_iso_code": country_iso_code,
+                                "eval_every_epoch": eval_every_epoch}
     if run.weights is not None:
         given.update(weights=run.weights, mode=run.mode)
         settings.update(weights_dir=weights_dir)

@@ -65,7 +65,8 @@ class Run:
         p = self.params
         out = {k: p[k] for k in RECORD_PARAMS if k not in ("pretrained", "weights", "mode")}
         out.update(data_dir=self.extras.get("data_dir"), out_dir=out_dir,
-                   country_iso_code=self.extras.get("country_iso_code", "DNK"))
+                   country_iso_code=self.extras.get("country_iso_code", "DNK"),
+                   eval_every_epoch=bool(self.extras.get("eval_every_epoch", True)))
         if self.notebook != NOTEBOOK_SCRATCH:
             out.update(weights=p["weights"], mode=p["mode"], weights_dir=self.extras.get("weights_dir"))
         return out
@@ -330,6 +331,8 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
     for key in ("data_dir", "weights_dir"):
         if p.get(key) is not None and not isinstance(p[key], str):
             problems.append(f"{o % key}: {key} {p[key]!r} must be a path")
+    if p.get("eval_every_epoch", True) not in (True, False):
+        problems.append(f"{o % 'eval_every_epoch'}: eval_every_epoch {p['eval_every_epoch']!r} must be true or false")
     if len(problems) > before:
         return None
     params = run.as_dict()

@@ -28,7 +28,7 @@ from .settings import shipped
 
 DEFAULTS_FILE = shipped("parameters", "defaults.yaml")  # package data: a checkout or an installed wheel
 #: Notebook settings that do not change a run's result (where files are, how CO2 is counted): not hashed.
-EXTRA_NAMES = ("country_iso_code", "data_dir", "weights_dir")
+EXTRA_NAMES = ("country_iso_code", "data_dir", "weights_dir", "eval_every_epoch")
 MODES = ("full", "linear")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 NO_WEIGHTS = ("", "none", "scratch")

@@ -83,3 +83,18 @@ def test_bad_parameters_stop_the_notebook_with_one_line_and_no_result(name, bad,
     assert words in message and "\n" not in message.strip()
     assert not (tmp_path / "out" / "result.json").exists()
     json.dumps(message)  # a plain string the grid can record
+
+
+def test_evaluating_the_last_epoch_only_gives_the_same_run(data_dir, tmp_path):
+    """eval_every_epoch=False skips val/test before the last epoch: a cheaper run with the same P."""
+    from pepr_utils.experiment import run_experiment
+
+    params = dict(model=SMALL_MODEL, dataset="pneumoniamnist", fraction=0.1, epochs=2, device="cpu")
+    every = run_experiment(params, tmp_path / "every", data_dir=data_dir)
+    last = run_experiment(params, tmp_path / "last", data_dir=data_dir, eval_every_epoch=False)
+    assert every["run_id"] == last["run_id"]  # not a result-deciding parameter
+    assert last["metrics"]["test_acc"] == every["metrics"]["test_acc"]
+    assert last["metrics"]["test_kappa"] == every["metrics"]["test_kappa"]
+    first, final = last["metrics"]["history"]
+    assert first["test_acc"] is None and final["test_acc"] == last["metrics"]["test_acc"]
+    assert every["metrics"]["history"][0]["test_acc"] is not None
