@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from pepr_utils import models
 from pepr_utils.cli import main
 from pepr_utils.errors import PeprError
+from pepr_utils.train import freeze_frozen_norms
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -141,7 +142,8 @@ def test_linear_mode_trains_only_the_head_and_keeps_batch_norm_frozen():
     assert trainable == {"fc.weight", "fc.bias"}
     assert model.pepr_frozen_norms  # the backbone's batch norms
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    models.train_mode(model)
+    model.train()
+    freeze_frozen_norms(model)  # what each training epoch does
     assert model.training and model.fc.training
     model(torch.randn(4, 1, 32, 32))  # a training-mode forward must not move the running statistics
     after = model.state_dict()
