@@ -26,7 +26,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import PeprError
-from .fileio import atomic_dir
 
 #: File and folder names accepted for the crop archive, in the order they are looked for.
 LIDC_SOURCES = (
@@ -75,45 +74,6 @@ def _check_zip_member(archive: Path, info: zipfile.ZipInfo) -> None:
         why = "link"
     if why:
         raise _refuse(archive, info.filename, why)
-
-
-def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Extract a ``.tar(.gz)`` or ``.zip`` into ``target``, refusing members that would escape it.
-
-    Absolute paths, ``..`` components, links and special files are refused before anything is written;
-    the folder appears under its final name only when extraction succeeded (``atomic_dir``).
-    """
-    archive, target = Path(archive), Path(target)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                _check_zip_member(archive, info)
-            with atomic_dir(target) as tmp:
-                for info in infos:
-                    dest = (tmp / info.filename).resolve()
-                    if not dest.is_relative_to(tmp.resolve()):
-                        raise _refuse(archive, info.filename, "resolves outside")
-                    zf.extract(info, tmp)
-        return target
-    try:
-        tar = tarfile.open(archive)
-    except (tarfile.TarError, OSError) as exc:
-        raise PeprError(f"cannot read {archive.name} as a tar or zip archive: {exc}") from exc
-    with tar:
-        members = tar.getmembers()
-        for m in members:
-            _check_tar_member(archive, m)
-        with atomic_dir(target) as tmp:
-            for m in members:
-                dest = (tmp / m.name).resolve()
-                if not dest.is_relative_to(tmp.resolve()):
-                    raise _refuse(archive, m.name, "resolves outside")
-                if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12: a second guard
-                    tar.extract(m, tmp, filter="data")
-                else:
-                    tar.extract(m, tmp)
-    return target
 
 
 # --------------------------------------------------------------------------- reading the tree
