@@ -71,7 +71,7 @@ class RunParams:
     fraction: float = _default("fraction")
     pretrained: bool = False
     weights: str | None = _default("weights")
-    mode: str = _default("mode")
+    mode: str | None = _default("mode")  # records written by hand may leave it null for a run from scratch
     epochs: int = _default("epochs")
     batch_size: int = _default("batch_size")
     lr: float = _default("lr")
