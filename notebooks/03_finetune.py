@@ -177,7 +177,7 @@ if model is None:  # incompatible: the record says why, and there is nothing els
     ex.save_run(out_dir, record)
 else:
     record = ex.make_record(params, data=data, plan=plan, started_at=started_at, model_info=model_info,
-                            history=history, val=val, test=test, measurement=meter.result,
+                            history=history, val=val, test=test, measurement=meter.measurement,
                             infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device))
     ex.save_run(out_dir, record, model=model, data=data, test=test)
 ex.record_summary(record)

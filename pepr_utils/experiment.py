@@ -264,12 +264,13 @@ def speed_options(device: Any, eval_batch_size: int = EVAL_BATCH_SIZE, amp: bool
 # --------------------------------------------------------------------------- record and save
 def make_record(params: RunParams, *, data: Any, plan: Any, started_at: str, model_info: dict | None = None,
                 history: list | None = None, val: Evaluation | None = None, test: Evaluation | None = None,
-                measurement: dict | None = None, infer_ms_per_image: float | None = None,
+                measurement: Any = None, infer_ms_per_image: float | None = None,
                 mean: Any = 0.5, std: Any = 0.5, speed: dict | None = None) -> dict[str, Any]:
     """The run record (validated by :func:`pepr_utils.records.make_record`).
 
     With an incompatible input plan it records that status and the reason (nothing else is needed);
-    otherwise the history, the last evaluations, the meter's measurement and the inference time.
+    otherwise the history, the last evaluations, the meter's :class:`~pepr_utils.meter.Measurement`
+    and the inference time.
     """
     import torch
 
@@ -286,7 +287,7 @@ def make_record(params: RunParams, *, data: Any, plan: Any, started_at: str, mod
     speed = speed or {}
     env.update(amp_dtype=speed.get("autocast"), **{f"speed_{k}": v for k, v in speed.items()})
     metrics = {**final_metrics(data, val, test), "history": history}
-    resources = records.make_resources(measurement, train_time_s=measurement["time_s"],
+    resources = records.make_resources(measurement.as_dict(), train_time_s=measurement.time_s,
                                        infer_time_ms_per_image=infer_ms_per_image)
     resources["train_steps_time_s"] = float(sum(h["epoch_time_s"] for h in history))  # no evaluation
     return records.make_record(params=params.as_dict(), status="ok", model_info=model_info, metrics=metrics,
