@@ -32,8 +32,9 @@
 #    different experiments, which separate training runs cannot produce, and we measure how much the
 #    paper's rankings and conclusions depend on those rows.
 #
-# Everything is written under `out_dir`: figures as PNG and PDF, tables as CSV and Markdown, and
-# `checks.json` with the numbers the tests verify.
+# Everything is written under `out_dir` by `pepr_utils.report.Report`, as in `04_analysis`: figures as PNG
+# and PDF in `figures/`, tables as CSV and Markdown in `tables/`, and `checks.json` with the numbers the
+# tests verify.
 
 # %%
 # On Google Colab: install pepr_utils and the pinned stack (requirements-lock.txt) into this session.
@@ -61,23 +62,13 @@ from IPython.display import Markdown, display
 
 from pepr_utils import paper, plots, reference
 from pepr_utils.fileio import atomic_write_json
+from pepr_utils.report import Report
 
 pd.set_option("display.float_format", "{:.4g}".format)
 pd.set_option("display.max_colwidth", 90)
 out = Path(out_dir).resolve()
-written: list[Path] = []
-
-
-def figure(fig, name):
-    """Save a figure (PNG + PDF) and keep it on screen."""
-    display(fig)
-    written.extend(plots.save_figure(fig, out, name))
-
-
-def table(df, name):
-    """Save a table (CSV + Markdown) and show it."""
-    written.extend(plots.save_table(df, out, name))
-    display(df)
+report = Report(out)  # the one writer of figures (PNG + PDF) and tables (CSV + Markdown), shown as they go
+figure, table = report.figure, report.table
 
 
 # %% [markdown]
@@ -334,7 +325,7 @@ checks = {
     },
     "tests": tests[["comparison", "n_models", "mean_diff", "p_ttest_ind", "p_ttest_rel", "p_wilcoxon"]]
     .to_dict(orient="records"),
-    "files": sorted(p.name for p in written),
+    "files": sorted(p.name for p in report.files),
 }
 atomic_write_json(out / "checks.json", checks)
-display(Markdown(f"Wrote {len(written) + 1} files to `{out}`."))
+display(Markdown(f"Wrote {len(report.files) + 1} files to `{out}` (figures/, tables/)."))
