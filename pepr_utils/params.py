@@ -36,14 +36,19 @@ _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
 @functools.cache
-def defaults() -> dict[str, Any]:
-    """``parameters/defaults.yaml``: the value of every parameter a grid or notebook may leave out."""
+def _read_defaults() -> dict[str, Any]:
     import yaml
 
     try:
-        values = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8")) or {}
+        return dict(yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8")) or {})
     except (OSError, yaml.YAMLError) as exc:
         raise PeprError(f"cannot read the run defaults {str(DEFAULTS_FILE)!r}: {exc}") from exc
+
+
+def defaults() -> dict[str, Any]:
+    """``parameters/defaults.yaml``: the value of every parameter a grid or notebook may leave out
+    (:data:`DEFAULT_NAMES`: the run parameters but model, dataset and pretrained, and the extras)."""
+    values = _read_defaults()
     expected = set(DEFAULT_NAMES)
     if set(values) != expected:
         raise PeprError(f"{DEFAULTS_FILE}: expected exactly the keys {', '.join(DEFAULT_NAMES)}; "
@@ -51,13 +56,8 @@ def defaults() -> dict[str, Any]:
     return dict(values)
 
 
-#: Parameters with a default: every run parameter except model, dataset and the derived pretrained.
-DEFAULT_NAMES = ("size", "fraction", "weights", "mode", "epochs", "batch_size", "lr", "seed", "device",
-                 *EXTRA_NAMES)
-
-
 def _default(name: str) -> Any:
-    value = defaults()[name]
+    value = _read_defaults()[name]
     return None if name == "weights" and str(value).lower() in NO_WEIGHTS else value
 
 
@@ -196,6 +196,9 @@ class RunParams:
 
 #: The run parameters, in the record's order.
 NAMES = tuple(f.name for f in dataclasses.fields(RunParams))
+#: Parameters with a default (parameters/defaults.yaml): the run parameters but the two every run names and
+#: the derived ``pretrained``, then the notebook settings outside the run id.
+DEFAULT_NAMES = tuple(n for n in NAMES if n not in ("model", "dataset", "pretrained")) + EXTRA_NAMES
 #: Their types for record validation: "str", "int", "num", "bool"; a trailing "?" allows None.
 KINDS = {f.name: {"str": "str", "int": "int", "float": "num", "bool": "bool", "str | None": "str?"}[f.type]
          for f in dataclasses.fields(RunParams)}
