@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import PeprError
 from .params import NAMES, RunParams
+from .train import Evaluation, classification_loss, evaluate, train_one_epoch  # noqa: F401 - the notebooks' steps
+from .train import trainable_parameters as trainable  # noqa: F401
 
 PARAM_NAMES = NAMES  # the run parameters, in the record's order (pepr_utils.params)
 CHECKPOINT_FILE = "model.safetensors"
@@ -118,116 +117,8 @@ def batches(data: Any, split: str, batch_size: int, *, device: Any, run_size: in
                    mean=mean, std=std, channels_last=device.type == "cuda")
 
 
-def trainable(model: Any) -> list:
-    """The parameters an optimiser should update (all of them, or the head of a linear probe)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise PeprError("the model has no trainable parameters; check the fine-tuning mode")
-    return params
-
-
-def classification_loss(task: str) -> Callable:
-    """The paper's loss: cross-entropy; binary cross-entropy per label for multi-label tasks."""
-    from torch import nn
-
-    from .train import MULTI_LABEL
-
-    if task != MULTI_LABEL:
-        return nn.CrossEntropyLoss()
-    bce = nn.BCEWithLogitsLoss()
-    return lambda logits, y: bce(logits, y.float())
-
-
 # --------------------------------------------------------------------------- the epoch loop
-def train_one_epoch(model: Any, batches: Iterable, optimizer: Any, loss_fn: Callable, *, device: Any,
-                    amp: bool = True, progress: bool = True, desc: str = "epoch") -> dict[str, float]:
-    """One pass over ``batches``: ``train_loss``, ``train_acc`` (running means), ``images``, ``epoch_time_s``.
-
-    Frozen normalisation layers stay in eval mode (a linear probe leaves the backbone bit-identical); on
-    CUDA the forward pass runs under autocast (bf16, or fp16 with a gradient scaler); nothing synchronises
-    the device per step. A non-finite loss raises (the run diverged).
-    """
-    import math
-
-    import torch
-    from tqdm.auto import tqdm
-
-    from .train import _sync, _to_device, autocast_for, freeze_frozen_norms
-
-    device = torch.device(device)
-    autocast, dtype = autocast_for(device, amp)
-    scaler = _grad_scaler(optimizer, dtype)
-    model.train()
-    freeze_frozen_norms(model)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
-    seen = 0
-    n_batches = len(batches) if hasattr(batches, "__len__") else None
-    bar = tqdm(total=n_batches, desc=desc, unit="batch", disable=not progress, leave=True, dynamic_ncols=True)
-    _sync(device)
-    start = time.perf_counter()
-    for x, y in batches:
-        x, y = _to_device(x, y, device, device.type == "cuda")
-        with autocast:
-            logits = model(x)
-            loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            loss_sum += loss.detach().float() * y.shape[0]
-            if y.dim() == 2:  # multi-label: the share of labels right
-                correct += ((logits.detach() > 0) == y.bool()).float().mean(dim=1).sum()
-            else:
-                correct += (logits.detach().argmax(dim=1) == y).sum()
-        seen += y.shape[0]
-        bar.update(1)
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    bar.close()
-    if seen == 0:
-        raise PeprError("the training split produced no batches; check the fraction and batch size")
-    out = {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "images": seen,
-           "epoch_time_s": elapsed}
-    if not math.isfinite(out["train_loss"]):
-        lr = optimizer.param_groups[0].get("lr")
-        raise PeprError(f"training diverged ({desc}: loss {out['train_loss']}); try a smaller lr than {lr}")
-    return out
-
-
-def _grad_scaler(optimizer: Any, dtype: Any) -> Any:
-    """fp16 autocast needs a gradient scaler that lives as long as the optimiser; bf16 and float32 do not."""
-    import torch
-
-    if dtype != torch.float16:
-        return None
-    if getattr(optimizer, "pepr_grad_scaler", None) is None:
-        optimizer.pepr_grad_scaler = torch.amp.GradScaler("cuda")
-    return optimizer.pepr_grad_scaler
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A model's predictions on one split and their metrics (``acc``, ``auc``, ``bal_acc``, ``f1_macro``)."""
-
-    y_true: Any
-    y_score: Any
-    metrics: dict[str, float]
-
-
-def evaluate(model: Any, batches: Iterable, task: str, *, device: Any, amp: bool = True) -> Evaluation:
-    """Predict ``batches`` in eval mode without gradients; ACC and AUC as MedMNIST defines them."""
-    from .train import classification_metrics, predict
-
-    y_true, y_score = predict(model, batches, device=device, amp=amp)
-    return Evaluation(y_true, y_score, classification_metrics(y_true, y_score, task))
-
-
+# train_one_epoch, evaluate and classification_loss live in pepr_utils.train (fit uses them too).
 def history_entry(epoch: int, trained: dict[str, float], val: Evaluation | None = None,
                   test: Evaluation | None = None) -> dict[str, Any]:
     """One row of the history (``history.csv``): train loss and ACC, val and test ACC and AUC (NaN for an

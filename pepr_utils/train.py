@@ -282,13 +282,6 @@ def predict(model: nn.Module, batches: Iterable, *, device: str | torch.device =
     return torch.cat(labels).cpu().numpy(), torch.cat(scores).cpu().numpy()
 
 
-def evaluate(model: nn.Module, batches: Iterable, *, task: str, device: str | torch.device = "cpu",
-             amp: bool = True, channels_last: bool = True) -> dict[str, float]:
-    """acc, auc (MedMNIST's definitions), bal_acc and f1_macro of ``model`` on ``batches``."""
-    y_true, y_score = predict(model, batches, device=device, amp=amp, channels_last=channels_last)
-    return classification_metrics(y_true, y_score, task)
-
-
 @torch.inference_mode()
 def inference_time_ms(model: nn.Module, batches: Iterable, *, device: str | torch.device = "cpu",
                       amp: bool = True, channels_last: bool = True, warmup_batches: int = 2,
@@ -360,7 +353,104 @@ class FitResult:
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
+    """The parameters an optimiser should update (all of them, or the head of a linear probe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise PeprError("the model has no trainable parameters; check the fine-tuning mode")
+    return params
+
+
+def classification_loss(task: str):
+    """The paper's loss: cross-entropy; binary cross-entropy per label for multi-label tasks."""
+    if task != MULTI_LABEL:
+        return nn.CrossEntropyLoss()
+    bce = nn.BCEWithLogitsLoss()
+    return lambda logits, y: bce(logits, y.float())
+
+
+def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn, *,
+                    device: str | torch.device, amp: bool = True, channels_last: bool = True,
+                    progress: bool = True, desc: str = "epoch") -> dict[str, float]:
+    """One pass over ``batches``: ``train_loss``, ``train_acc`` (running means), ``images``, ``epoch_time_s``.
+
+    Frozen normalisation layers stay in eval mode (a linear probe leaves the backbone bit-identical); on
+    CUDA the forward pass runs under autocast (bf16, or fp16 with a gradient scaler) on channels-last
+    tensors; nothing synchronises the device per step. A non-finite loss raises (the run diverged).
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    use_cl = channels_last and device.type == "cuda"
+    autocast, dtype = autocast_for(device, amp)
+    scaler = _grad_scaler(optimizer, dtype)
+    model.train()
+    freeze_frozen_norms(model)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
+    seen = 0
+    bar = tqdm(total=_safe_len(batches), desc=desc, unit="batch", disable=not progress, leave=True,
+               dynamic_ncols=True)
+    _sync(device)
+    start = time.perf_counter()
+    for x, y in batches:
+        x, y = _to_device(x, y, device, use_cl)
+        with autocast:
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            loss_sum += loss.detach().float() * y.shape[0]
+            if _is_multilabel(y):  # the share of labels right
+                correct += ((logits.detach() > 0) == y.bool()).float().mean(dim=1).sum()
+            else:
+                correct += (logits.detach().argmax(dim=1) == y).sum()
+        seen += y.shape[0]
+        bar.update(1)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    if seen == 0:
+        bar.close()
+        raise PeprError("the training split produced no batches; check the fraction and batch size")
+    out = {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "images": seen,
+           "epoch_time_s": elapsed}
+    bar.set_postfix(loss=f"{out['train_loss']:.4f}", acc=f"{out['train_acc']:.3f}")
+    bar.close()
+    if not math.isfinite(out["train_loss"]):
+        raise PeprError(f"training diverged ({desc}: loss {out['train_loss']}); "
+                        f"try a smaller lr than {optimizer.param_groups[0].get('lr')}")
+    return out
+
+
+def _grad_scaler(optimizer: torch.optim.Optimizer, dtype: torch.dtype | None):
+    """fp16 autocast needs a gradient scaler that lives as long as the optimiser; bf16 and float32 do not."""
+    if dtype != torch.float16:
+        return None
+    if getattr(optimizer, "pepr_grad_scaler", None) is None:
+        optimizer.pepr_grad_scaler = torch.amp.GradScaler("cuda")
+    return optimizer.pepr_grad_scaler
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's predictions on one split and their metrics (``acc``, ``auc``, ``bal_acc``, ``f1_macro``)."""
+
+    y_true: np.ndarray
+    y_score: np.ndarray
+    metrics: dict[str, float]
+
+
+def evaluate(model: nn.Module, batches: Iterable, task: str, *, device: str | torch.device = "cpu",
+             amp: bool = True, channels_last: bool = True) -> Evaluation:
+    """Predict ``batches`` in eval mode without gradients; ACC and AUC as MedMNIST defines them."""
+    y_true, y_score = predict(model, batches, device=device, amp=amp, channels_last=channels_last)
+    return Evaluation(y_true, y_score, classification_metrics(y_true, y_score, task))
 
 
 def fit(
@@ -372,107 +462,48 @@ def fit(
     task: str = "multi-class",
     config: TrainConfig | None = None,
 ) -> FitResult:
-    """Train ``model`` in place with Adam + cross-entropy; evaluate val/test after each epoch.
+    """The notebooks' epoch loop in one call (benchmarks, tests): Adam + :func:`classification_loss`,
+    :func:`train_one_epoch` and :func:`evaluate` of val/test after each epoch (or the last one only).
 
-    ``train_batches`` is iterated once per epoch (a :class:`~pepr_utils.datasets.Batches` reshuffles
-    itself per epoch). Only parameters with ``requires_grad`` are optimised, and frozen
-    normalisation layers stay in eval mode, so a linear probe leaves the backbone bit-identical.
-    Final ``metrics``: ``test_acc, test_auc, test_bal_acc, test_f1_macro, val_acc, val_auc, ...``
-    from the evaluation after the last epoch (the paper's P is ``test_acc``).
+    ``train_batches`` is iterated once per epoch (a :class:`~pepr_utils.batches.Batches` reshuffles
+    itself per epoch). Final ``metrics``: ``test_acc, test_auc, test_bal_acc, test_f1_macro, val_acc,
+    val_auc, ...`` from the evaluation after the last epoch (the paper's P is ``test_acc``).
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
     device = resolve_device(config.device)
     params = trainable_parameters(model)
-    if not params:
-        raise PeprError("the model has no trainable parameters; check the fine-tuning mode")
     use_cl = config.channels_last and device.type == "cuda"
-    autocast, amp_dtype = autocast_for(device, config.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    _, amp_dtype = autocast_for(device, config.amp)
     result = FitResult(device=str(device), amp_dtype=str(amp_dtype).replace("torch.", "") if amp_dtype else None)
     result.speed = {"channels_last": use_cl, "autocast": result.amp_dtype, "compiled": False,
                     "eval_batch_size": getattr(val_batches if val_batches is not None else test_batches,
                                                "batch_size", None),
                     "eval_grad_mode": "inference_mode", "torch_threads": torch.get_num_threads()}
-
     with _reproducibility(device, config.deterministic):
         torch.manual_seed(config.seed)
         model.to(device)
         if use_cl:
             model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(params, lr=config.lr)
-        multilabel_loss = nn.BCEWithLogitsLoss()
-        ce_loss = nn.CrossEntropyLoss()
-        n_batches = _safe_len(train_batches)
-        for epoch in range(config.epochs):
-            model.train()
-            freeze_frozen_norms(model)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
-            seen = 0
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-                       disable=not config.progress, leave=True, dynamic_ncols=True)
-            postfix_every = max(1, (n_batches or 100) // 10)
-            _sync(device)
-            start = time.perf_counter()
-            for step, (x, y) in enumerate(train_batches, 1):
-                x, y = _to_device(x, y, device, use_cl)
-                multilabel = _is_multilabel(y)
-                with autocast:
-                    logits = model(x)
-                    loss = (multilabel_loss(logits, y.float()) if multilabel else ce_loss(logits, y))
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                with torch.no_grad():
-                    b = y.shape[0]
-                    loss_sum += loss.detach().float() * b
-                    if multilabel:
-                        correct += ((logits.detach() > 0) == y.bool()).float().mean(dim=1).sum()
-                    else:
-                        correct += (logits.detach().argmax(dim=1) == y).sum()
-                seen += b
-                bar.update(1)
-                if step % postfix_every == 0 and config.progress:
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.3f}",
-                                    refresh=False)
-            _sync(device)
-            epoch_time = time.perf_counter() - start
-            if seen == 0:
-                bar.close()
-                raise PeprError("the training split produced no batches; check the fraction and batch size")
-            entry = {"epoch": epoch + 1, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen}
-            last = epoch == config.epochs - 1
-            final = {}
+        loss_fn = classification_loss(task)
+        for epoch in range(1, config.epochs + 1):
+            trained = train_one_epoch(model, train_batches, optimizer, loss_fn, device=device, amp=config.amp,
+                                      channels_last=config.channels_last, progress=config.progress,
+                                      desc=f"epoch {epoch}/{config.epochs}")
+            entry = {"epoch": epoch, "train_loss": trained["train_loss"], "train_acc": trained["train_acc"]}
             for split, batches in (("val", val_batches), ("test", test_batches)):
-                if batches is None:
-                    entry[f"{split}_acc"] = entry[f"{split}_auc"] = float("nan")
-                elif config.eval_every_epoch or last:
-                    y_true, y_score = predict(model, batches, device=device, amp=config.amp,
-                                              channels_last=config.channels_last)
-                    m = classification_metrics(y_true, y_score, task)
-                    if split == "test" and last:
-                        result.test_predictions = (y_true, y_score)
-                    entry[f"{split}_acc"], entry[f"{split}_auc"] = m["acc"], m["auc"]
-                    final.update({f"{split}_{k}": v for k, v in m.items()})
-                else:
-                    entry[f"{split}_acc"] = entry[f"{split}_auc"] = float("nan")
-            entry["epoch_time_s"] = epoch_time
+                entry[f"{split}_acc"] = entry[f"{split}_auc"] = float("nan")
+                if batches is not None and (config.eval_every_epoch or epoch == config.epochs):
+                    ev = evaluate(model, batches, task, device=device, amp=config.amp,
+                                  channels_last=config.channels_last)
+                    entry[f"{split}_acc"], entry[f"{split}_auc"] = ev.metrics["acc"], ev.metrics["auc"]
+                    if epoch == config.epochs:
+                        result.metrics.update({f"{split}_{k}": v for k, v in ev.metrics.items()})
+                        if split == "test":
+                            result.test_predictions = (ev.y_true, ev.y_score)
+            entry["epoch_time_s"] = trained["epoch_time_s"]
             result.history.append(entry)
-            result.train_images += seen
-            bar.set_postfix(loss=f"{entry['train_loss']:.4f}", acc=f"{entry['train_acc']:.3f}",
-                            val_acc=f"{entry['val_acc']:.3f}", test_acc=f"{entry['test_acc']:.3f}")
-            bar.close()
-            if not math.isfinite(entry["train_loss"]):
-                raise PeprError(f"training diverged at epoch {epoch + 1} (loss {entry['train_loss']}); "
-                                f"try a smaller lr than {config.lr}")
-        result.metrics = final
+            result.train_images += trained["images"]
     return result
 
 
