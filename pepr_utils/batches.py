@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from .errors import PeprError
 
-if TYPE_CHECKING:
-    from .datasets import Split
+if TYPE_CHECKING:  # a datasets.Split or anything with uint8 ``images`` (N, C, H, W) and int64 ``labels``
+    from typing import Any as Split
 
 #: Share of free accelerator memory a split may take to be kept there whole.
 DEVICE_RESIDENT_SHARE = 0.4

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import lidc
-from .batches import Batches, resize_uint8
+from .batches import resize_uint8
 from .errors import PeprError
 from .fileio import atomic_path, atomic_write_json
 from .settings import cache_dir as cache_dir_setting
@@ -37,7 +37,7 @@ from .settings import data_dir as data_dir_setting
 from .settings import offline as offline_setting
 
 __all__ = [
-    "SIZES", "SPLITS", "Batches", "DatasetInfo", "MedicalDataset", "Split", "check_fraction", "check_size",
+    "SIZES", "SPLITS", "DatasetInfo", "MedicalDataset", "Split", "check_fraction", "check_size",
     "check_labels", "dataset_info", "dataset_names", "file_digests", "fraction_indices", "load_dataset", "medmnist_filename",
     "save_npz",
 ]
