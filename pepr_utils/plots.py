@@ -24,27 +24,22 @@ from matplotlib.figure import Figure
 
 from .errors import PeprError
 from .fileio import atomic_path
+from .resources import RESOURCES
 from .score import pepr_value
 
-#: Default axis labels (with units) for the column names of the paper's files and of our run records.
+#: Default axis labels (with units) for the column names of the paper's files and of our run records:
+#: the resources' from their table (pepr_utils.resources), the paper's own columns where they differ.
 AXIS_LABELS: dict[str, str] = {
+    **{r.column: r.axis_label for r in RESOURCES},
+    **{r.paper_column: r.axis_label for r in RESOURCES},
+    **{f"pepr_{r.key}": f"PePR-{r.key.upper()}" for r in RESOURCES},
+    "train_time": "training time, last epoch (s)",
+    "memR": "GPU memory reserved (GB)",
     "num_param": "trainable parameters",
     "num_params": "trainable parameters",
     "trainable_params": "trainable parameters",
-    "energy": "training energy (kWh)",
-    "energy_kwh": "training energy (kWh)",
-    "co2": "training emissions (g CO$_2$eq)",
-    "co2_g": "training emissions (g CO$_2$eq)",
-    "train_time": "training time, last epoch (s)",
-    "train_time_s": "training time (s)",
-    "memR": "GPU memory reserved (GB)",
-    "peak_mem_gb": "peak memory (GB)",
     "test_09": "test accuracy (after 10 epochs)",
     "test_acc": "test accuracy",
-    "pepr_e": "PePR-E",
-    "pepr_c": "PePR-C",
-    "pepr_t": "PePR-T",
-    "pepr_m": "PePR-M",
     "implied_power_kw": "implied mean power (kW)",
 }
 
@@ -55,13 +50,6 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 def axis_label(column: str) -> str:
     """The label (with unit) used for ``column``; the column name itself when unknown."""
     return AXIS_LABELS.get(column, column.replace("_", " "))
-
-
-def format_p(p: float) -> str:
-    """A p-value as a figure annotation: ``p < 0.001`` below one in a thousand, else three digits."""
-    if p is None or not np.isfinite(p):
-        return "p = n/a"
-    return "p < 0.001" if p < 1e-3 else f"p = {p:.3f}"
 
 
 def _require(df: pd.DataFrame, *columns: str | None) -> None:
@@ -251,6 +239,8 @@ def paired_violins(
     values, which shows the paired differences the violins hide. ``pvalues`` (one per pair) are
     annotated over a bracket.
     """
+    from .report import fmt_p  # the report's p-value wording, on the figure too
+
     for a, b in pairs:
         _require(wide, a, b)
     fig, axes = _grid(len(pairs), col_wrap, panel_size, sharey=True, sharex=False)
@@ -283,7 +273,7 @@ def paired_violins(
             span = float(np.nanmax(part.to_numpy()) - np.nanmin(part.to_numpy())) or 1.0
             y, h = top + 0.06 * span, 0.03 * span
             ax.plot([0, 0, 1, 1], [y, y + h, y + h, y], color="k", lw=1)
-            ax.text(0.5, y + 1.3 * h, format_p(pvalues[i]), ha="center", va="bottom", fontsize=9)
+            ax.text(0.5, y + 1.3 * h, fmt_p(pvalues[i]), ha="center", va="bottom", fontsize=9)
             top_limit = max(top_limit, y + 0.2 * span)
         ax.grid(True, axis="y", alpha=0.3)
     if np.isfinite(top_limit):

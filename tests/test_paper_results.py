@@ -283,8 +283,10 @@ def test_plots_name_missing_columns():
 
 
 def test_format_p():
-    assert plots.format_p(1e-9) == "p < 0.001" and plots.format_p(0.0123) == "p = 0.012"
-    assert plots.format_p(float("nan")) == "p = n/a"
+    from pepr_utils.report import fmt_p  # one wording of p-values, in the report's text and on its figures
+
+    assert fmt_p(1e-9) == "p < 0.001" and fmt_p(0.0123) == "p = 0.012"
+    assert fmt_p(float("nan")) == "p = n/a"
 
 
 # --------------------------------------------------------------------------------------- notebook
