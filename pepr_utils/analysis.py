@@ -17,63 +17,45 @@ the report text can be generated from the results. Conventions:
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import resources as resource_table
+from .comparisons import (  # noqa: F401 - the analysis API in one place (notebook 04, verdicts, report)
+    POOL_SEP,
+    common_scale,
+    find_comparisons,
+    minmax_score_parts,
+    pair_unit,
+    paired_long,
+    paired_tests,
+    paired_values,
+    paired_violin_inputs,
+)
 from .errors import PeprError
 from .score import pepr
-
-#: The paper's four resources (E, C, T, M) and the run-record column each one reads (pepr_utils.resources).
-RESOURCES: dict[str, str] = resource_table.columns()
-#: Readable names and units, for tables, axis labels and the report's sentences.
-RESOURCE_NAMES: dict[str, str] = {r.key: r.label for r in resource_table.RESOURCES}
-UNITS: dict[str, str] = {
-    **resource_table.units(),
-    "infer_time_ms_per_image": "ms/image", "num_params": "parameters", "macs_per_image": "MACs/image",
-}
-EXPERIMENT_FIELDS: tuple[str, ...] = ("dataset", "size", "fraction", "regime")
-HYPER_FIELDS: tuple[str, ...] = ("epochs", "batch_size", "lr")
-#: Columns averaged over seeds in the model table (those present are used).
-MEAN_FIELDS: tuple[str, ...] = (
-    "test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
-    "majority_acc", "test_kappa", "kappa_pos",
-    "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "co2_g", "train_time_s",
-    "infer_time_ms_per_image", "peak_mem_gb",
+from .stats import epoch_swing, paired_test, pareto_front, rank_agreement, seed_summary  # noqa: F401
+from .study_columns import (  # noqa: F401
+    _NUMERIC,
+    EXPERIMENT_FIELDS,
+    FIRST_FIELDS,
+    FLOOR_ALPHA,
+    HYPER_FIELDS,
+    MEAN_FIELDS,
+    RESOURCE_NAMES,
+    RESOURCES,
+    SCORE_PERFS,
+    UNITS,
+    _fraction_label,
+    _missing,
+    _truthy,
+    label,
+    regime_of,
 )
-#: Columns constant for a model within an experiment (the first value is kept).
-FIRST_FIELDS: tuple[str, ...] = (
-    "dataset", "size", "fraction", "regime", "pretrained", "weights", "mode", "epochs", "batch_size", "lr",
-    "device", "num_params", "trainable_params", "macs_per_image", "input_size", "energy_method", "mem_kind",
-)
-#: The performance each family of PePR columns puts in P, by column prefix: the paper's test accuracy,
-#: test AUC, and the chance-corrected P (Cohen's kappa clipped at 0: a constant guess or a coin flip
-#: scores 0 whatever the class balance, so the cheapest model cannot win on price alone).
-SCORE_PERFS: dict[str, str] = {"pepr_": "test_acc", "pepr_auc_": "test_auc", "pepr_kappa_": "kappa_pos"}
-#: Significance level of the floor check (kappa above 0, one-sided).
-FLOOR_ALPHA = 0.05
 
-
-def label(col: str) -> str:
-    """A readable name for a score, metric or resource column (tables, figures and sentences)."""
-    names = {"test_acc": "test accuracy", "test_auc": "test AUC", "test_bal_acc": "balanced accuracy",
-             "test_f1_macro": "macro F1", **{c: RESOURCE_NAMES[k] for k, c in RESOURCES.items()}}
-    if col in names:
-        return names[col]
-    for prefix, suffix in (("pepr_auc_", " (AUC as P)"), ("pepr_kappa_", " (chance-corrected P)"),
-                           ("pepr_ref_", " (fixed reference)"), ("pepr_", "")):
-        if col.startswith(prefix):
-            return f"PePR-{col[len(prefix):].upper()}{suffix}"
-    return col.replace("_", " ")
-
-
-_NUMERIC = set(MEAN_FIELDS) | {"size", "fraction", "epochs", "batch_size", "lr", "seed", "num_params",
-                               "trainable_params", "macs_per_image", "input_size"}
 _REQUIRED = ("model", "dataset", "status")
 
 
@@ -134,35 +116,6 @@ def _load_one(path: Path) -> pd.DataFrame:
     if "record_dir" in runs.columns:
         runs["run_dir"] = runs["record_dir"]
     return runs
-
-
-def regime_of(pretrained, weights, mode) -> str:
-    """``scratch``, ``imagenet-<mode>`` or ``checkpoint-<mode>``: how the model started."""
-    w = None if _missing(weights) else str(weights)
-    if not w or w.lower() in ("none", "scratch", "false"):
-        if _truthy(pretrained):
-            w = "imagenet"
-        else:
-            return "scratch"
-    kind = "imagenet" if w.lower() == "imagenet" else "checkpoint"
-    m = "full" if _missing(mode) else str(mode)
-    return f"{kind}-{m}"
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value == ""
-
-
-def _truthy(value) -> bool:
-    if _missing(value):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
-
-
-def _fraction_label(fraction) -> str:
-    return "nan" if _missing(fraction) else f"{float(fraction):g}"
 
 
 def prepare_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -480,252 +433,7 @@ def best_per_experiment(scored: pd.DataFrame, scores: Sequence[str]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-# ------------------------------------------------------------------------------------- paired tests
-def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
-    """The paired comparisons the runs allow, each between two experiments sharing their models.
-
-    * ``pretraining``: each non-scratch regime against scratch (same dataset, size, fraction);
-    * ``data``: the largest training fraction against each smaller one (same dataset, size, regime).
-
-    Where the same two conditions are compared in several contexts (pretrained vs scratch on three
-    datasets, say), a **pooled** comparison follows them: every model in every context is one pair, as
-    in the paper's violins, which pool all models of its experiments. A study with few models per
-    experiment (the quick study pairs one pretrained model per dataset) can only be tested that way.
-    Columns: comparison, kind, a, b (experiments, joined by ``POOL_SEP`` when pooled; differences are
-    a - b), label_a, label_b, n_pairs, pooled.
-    """
-    exps = table.drop_duplicates("experiment").set_index("experiment")
-    models = table.groupby("experiment")["model"].apply(set)
-    rows = []
-
-    def add(kind, a, b, label_a, label_b, context):
-        shared = len(models[a] & models[b])
-        if shared:
-            rows.append({"comparison": f"{label_a} vs {label_b} ({context})", "kind": kind, "a": a, "b": b,
-                         "label_a": label_a, "label_b": label_b, "n_pairs": shared, "pooled": False})
-
-    for a, ea in exps.iterrows():
-        for b, eb in exps.iterrows():
-            if a == b:
-                continue
-            def same(fields, ea=ea, eb=eb):
-                return all(_same(ea[f], eb[f]) for f in fields)
-
-            suffix_a = _hyper_suffix(a, ea)
-            if suffix_a != _hyper_suffix(b, eb):
-                continue
-            if same(("dataset", "size", "fraction")) and eb["regime"] == "scratch" and ea["regime"] != "scratch":
-                add("pretraining", a, b, ea["regime"], "scratch",
-                    f"{ea['dataset']}, {_int(ea['size'])}px, {_pct(ea['fraction'])} data{suffix_a}")
-            if same(("dataset", "size", "regime")) and _num(ea["fraction"]) > _num(eb["fraction"]):
-                largest = exps[(exps["dataset"] == ea["dataset"]) & (exps["size"] == ea["size"])
-                               & (exps["regime"] == ea["regime"])]["fraction"].max()
-                if _same(ea["fraction"], largest):
-                    add("data", a, b, f"{_pct(ea['fraction'])} data", f"{_pct(eb['fraction'])} data",
-                        f"{ea['dataset']}, {_int(ea['size'])}px, {ea['regime']}{suffix_a}")
-    single = pd.DataFrame(rows, columns=["kind", "a", "b", "label_a", "label_b", "n_pairs"])
-    for (kind, label_a, label_b), g in single.groupby(["kind", "label_a", "label_b"], sort=False):
-        if len(g) > 1:
-            rows.append({"comparison": f"{label_a} vs {label_b} (pooled over {len(g)} comparisons)", "kind": kind,
-                         "a": POOL_SEP.join(g["a"]), "b": POOL_SEP.join(g["b"]), "label_a": label_a,
-                         "label_b": label_b, "n_pairs": int(g["n_pairs"].sum()), "pooled": True})
-    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled"])
-
-
-#: joins the experiments of a pooled comparison in its ``a`` and ``b`` fields (never in an experiment name)
-POOL_SEP = " + "
-
-
-def _hyper_suffix(exp: str, row: pd.Series) -> str:
-    base = f"{row['dataset']}-{_int(row['size'])}px-{_fraction_label(row['fraction'])}-{row['regime']}"
-    return exp[len(base):] if exp.startswith(base) else ""
-
-
-def _same(a, b) -> bool:
-    if _missing(a) and _missing(b):
-        return True
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
-
-
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _int(v) -> str:
-    return "?" if _missing(v) else f"{int(v)}"
-
-
-def _pct(fraction) -> str:
-    return "?" if _missing(fraction) else f"{100 * float(fraction):g}%"
-
-
-def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCES) -> tuple[str, str] | None:
-    """``(perf column, resource key)`` of a min-max PePR column (``pepr_e``, ``pepr_kappa_t``...), else None."""
-    for prefix in sorted(SCORE_PERFS, key=len, reverse=True):
-        rest = col[len(prefix):]
-        if col.startswith(prefix) and rest in resources:
-            return SCORE_PERFS[prefix], rest
-    return None
-
-
-def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,
-                 resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
-    """The rows of ``experiments`` with ``value`` on one scale: a min-max PePR column is recomputed with
-    R_n normalised over the union of their models, so PePR values from different experiments are
-    compared within one normalisation (per-experiment min-max values are not comparable across
-    experiments: a one-model experiment would score PePR = P). Other values are returned as they are."""
-    rows = table[table["experiment"].isin(list(experiments))]
-    parts = minmax_score_parts(value, resources)
-    if parts is None or not len(rows):
-        return rows
-    perf, key = parts
-    rows = rows.copy()
-    rows[value] = pepr(rows, perf, {key: resources[key]}, group=None, prefix="_union_")[f"_union_{key}"]
-    return rows
-
-
-def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
-                  resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
-    """Models present in both experiments ``a`` and ``b`` with ``value`` in each and ``diff = a - b``.
-
-    ``a`` and ``b`` may list experiments joined by ``POOL_SEP`` (a pooled comparison, paired position by
-    position); the pairing unit is then the model in one context, named ``model @ experiment a``. A
-    min-max PePR ``value`` is put on one scale per context first (:func:`common_scale`).
-    """
-    exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)
-    if len(exps_a) != len(exps_b):
-        raise PeprError(f"a pooled comparison pairs {len(exps_a)} experiments with {len(exps_b)}")
-    frames = []
-    for ea, eb in zip(exps_a, exps_b, strict=True):
-        both = common_scale(table, (ea, eb), value, resources)
-        left = both[both["experiment"] == ea][["model", value]].rename(columns={value: "a"})
-        right = both[both["experiment"] == eb][["model", value]].rename(columns={value: "b"})
-        pairs = left.merge(right, on="model").dropna(subset=["a", "b"])
-        if len(exps_a) > 1:
-            pairs["model"] = pairs["model"].astype(str) + " @ " + ea
-        frames.append(pairs)
-    pairs = pd.concat(frames, ignore_index=True)
-    pairs["diff"] = pairs["a"] - pairs["b"]
-    return pairs.sort_values("model").reset_index(drop=True)
-
-
-def paired_test(a: Iterable[float], b: Iterable[float]) -> dict:
-    """Wilcoxon signed-rank and paired t-test of ``a`` against ``b`` with effect sizes.
-
-    Effect sizes: the matched-pairs rank-biserial correlation ``r = (W+ - W-) / (W+ + W-)`` over
-    non-zero differences (+1: every pair favours ``a``), and Cohen's ``d_z = mean(d) / sd(d)``.
-    Small samples are run but flagged in ``note``: with fewer than 6 non-zero pairs the two-sided
-    Wilcoxon test cannot reach p < 0.05 whatever the data.
-    """
-    from scipy import stats
-
-    a = np.asarray(list(a), dtype=float)
-    b = np.asarray(list(b), dtype=float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    d = a - b
-    n = len(d)
-    out = {"n_pairs": n, "mean_a": _mean(a), "mean_b": _mean(b), "mean_diff": _mean(d),
-           "median_diff": float(np.median(d)) if n else np.nan, "a_better": int((d > 0).sum()),
-           "b_better": int((d < 0).sum()), "ties": int((d == 0).sum()),
-           "wilcoxon_stat": np.nan, "wilcoxon_p": np.nan, "rank_biserial": np.nan,
-           "ttest_stat": np.nan, "ttest_p": np.nan, "cohen_dz": np.nan, "note": ""}
-    notes = []
-    nonzero = d[d != 0]
-    if n < 2:
-        out["note"] = f"{n} pair{'s' if n != 1 else ''}: no test possible"
-        return out
-    if len(nonzero):
-        ranks = stats.rankdata(np.abs(nonzero))
-        w_plus, w_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
-        out["rank_biserial"] = float((w_plus - w_minus) / (w_plus + w_minus))
-        res = stats.wilcoxon(a, b)
-        out["wilcoxon_stat"], out["wilcoxon_p"] = float(res.statistic), float(res.pvalue)
-        if len(nonzero) < 6:
-            notes.append(f"only {len(nonzero)} non-zero pairs: Wilcoxon cannot reach p < 0.05")
-    else:
-        notes.append("all differences are zero")
-    sd = float(np.std(d, ddof=1))
-    if sd > 0:
-        res = stats.ttest_rel(a, b)
-        out["ttest_stat"], out["ttest_p"] = float(res.statistic), float(res.pvalue)
-        out["cohen_dz"] = float(np.mean(d) / sd)
-    elif len(nonzero):
-        notes.append("identical differences: t-test undefined")
-    if n < 10 and not notes:
-        notes.append(f"small sample: n = {n}")
-    out["note"] = "; ".join(notes)
-    return out
-
-
-def _mean(x: np.ndarray) -> float:
-    return float(np.mean(x)) if len(x) else np.nan
-
-
-def paired_tests(scored: pd.DataFrame, comparisons: pd.DataFrame,
-                 values: Sequence[str] = ("test_acc", "pepr_e", "energy_kwh")) -> pd.DataFrame:
-    """One row per comparison and value: the paired statistics of :func:`paired_test`."""
-    rows = []
-    for _, comp in comparisons.iterrows():
-        for value in dict.fromkeys(values):
-            if value not in scored.columns:
-                continue
-            pairs = paired_values(scored, comp["a"], comp["b"], value)
-            rows.append({"comparison": comp["comparison"], "kind": comp["kind"], "a": comp["a"], "b": comp["b"],
-                         "pooled": bool(comp.get("pooled", False)), "value": value,
-                         **paired_test(pairs["a"], pairs["b"])})
-    return pd.DataFrame(rows)
-
-
-def paired_long(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Long table (comparison, model, side, value) for paired violin plots."""
-    frames = []
-    for _, comp in comparisons.iterrows():
-        pairs = paired_values(scored, comp["a"], comp["b"], value)
-        for side in ("a", "b"):
-            frames.append(pd.DataFrame({"comparison": comp["comparison"], "model": pairs["model"],
-                                        "side": comp[f"label_{side}"], "group": side, value: pairs[side]}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["comparison", "model", "side", "group", value])
-
-
-def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str = "test_acc",
-                         tests: pd.DataFrame | None = None, min_pairs: int = 2) -> dict:
-    """Keyword arguments of :func:`pepr_utils.plots.paired_violins`: a wide table (one row per model, two
-    columns per comparison), the column pairs, their labels, panel titles and the Wilcoxon p-values.
-    Comparisons with fewer than ``min_pairs`` pairs get no panel (a violin of one point says nothing;
-    the tests table still lists them)."""
-    columns: dict[str, pd.Series] = {}
-    pairs, labels, titles, pvalues = [], [], [], []
-    p_of = {}
-    if tests is not None and len(tests):
-        sel = tests[tests["value"] == value]
-        p_of = dict(zip(sel["comparison"], sel["wilcoxon_p"], strict=True))
-    for i, (_, comp) in enumerate(comparisons.iterrows()):
-        p = paired_values(scored, comp["a"], comp["b"], value).set_index("model")
-        if len(p) < max(1, min_pairs):
-            continue
-        a, b = f"{i}:a", f"{i}:b"
-        columns[a], columns[b] = p["a"], p["b"]
-        pairs.append((a, b))
-        labels.append((comp["label_a"], comp["label_b"]))
-        titles.append(comp["comparison"].split(" (", 1)[-1].rstrip(")"))
-        pvalues.append(p_of.get(comp["comparison"]))
-    if not pairs:
-        raise PeprError(f"no paired experiments (pretrained vs scratch, or two training fractions) share "
-                        f"{max(1, min_pairs)} or more models")
-    wide = pd.concat(columns, axis=1).sort_index()  # rows: models (pooled panels: model @ experiment)
-    ylabel = {"test_acc": "test accuracy", "test_auc": "test AUC"}.get(value, value)
-    return {"wide": wide, "pairs": pairs, "labels": labels, "titles": titles,
-            "pvalues": pvalues if tests is not None else None, "ylabel": ylabel}
-
-
+# ------------------------------------------------------------------------------------- model types
 def add_model_type(table: pd.DataFrame) -> pd.DataFrame:
     """Add the catalogues' ``type`` (CNN / Other) and ``efficient`` flag when a shipped catalogue knows the
     model, as the paper colours its figures by them; unknown models get ``type = "unlisted"``."""
@@ -746,25 +454,6 @@ def add_model_type(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- pareto
-def pareto_front(df: pd.DataFrame, perf: str = "test_acc", cost: str = "energy_kwh",
-                 group: str | None = "experiment") -> pd.Series:
-    """True for rows no other row of their group dominates (cost <= and perf >=, one of them strictly).
-
-    Rows with a missing perf or cost are never on the front. Identical points are all on it.
-    """
-    on = pd.Series(False, index=df.index)
-    groups = [(None, df)] if group is None else df.groupby(group, sort=False)
-    for _, g in groups:
-        g = g.dropna(subset=[perf, cost])
-        p, c = g[perf].to_numpy(float), g[cost].to_numpy(float)
-        if not len(g):
-            continue
-        dominated = ((c[None, :] <= c[:, None]) & (p[None, :] >= p[:, None])
-                     & ((c[None, :] < c[:, None]) | (p[None, :] > p[:, None]))).any(axis=1)
-        on.loc[g.index] = ~dominated
-    return on
-
-
 def pareto_table(scored: pd.DataFrame, perf: str = "test_acc", cost: str = "energy_kwh",
                  by: str = "pepr_e") -> pd.DataFrame:
     """The models on each experiment's front, cheapest first, with their PePR rank."""
@@ -775,53 +464,7 @@ def pareto_table(scored: pd.DataFrame, perf: str = "test_acc", cost: str = "ener
     return front.sort_values(["experiment", cost, perf], ascending=[True, True, False])[cols].reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------- rank agreement
-def rank_agreement(scored: pd.DataFrame, columns: Sequence[str] = ("test_acc", "pepr_e", "pepr_t"),
-                   group: str = "experiment") -> pd.DataFrame:
-    """Kendall's tau-b between the rankings by each pair of ``columns`` within each group (n >= 2)."""
-    from scipy import stats
-
-    cols = [c for c in dict.fromkeys(columns) if c in scored.columns]  # a fallback headline may repeat a column
-    rows = []
-    for exp, g in scored.groupby(group, sort=True):
-        for i, x in enumerate(cols):
-            for y in cols[i + 1:]:
-                sub = g[[x, y]].dropna()
-                n = len(sub)
-                tau, p = (np.nan, np.nan)
-                if n >= 2 and sub[x].nunique() > 1 and sub[y].nunique() > 1:
-                    res = stats.kendalltau(sub[x], sub[y])
-                    tau, p = float(res.statistic), float(res.pvalue)
-                rows.append({group: exp, "x": x, "y": y, "pair": f"{label(x)} vs {label(y)}", "n": n,
-                             "tau": tau, "p": p})
-    return pd.DataFrame(rows, columns=[group, "x", "y", "pair", "n", "tau", "p"])
-
-
 # ------------------------------------------------------------------------------------------- seeds
-def seed_summary(per_seed: pd.DataFrame, values: Sequence[str] = ("test_acc", "pepr_e"),
-                 level: float = 0.95) -> pd.DataFrame:
-    """Per (experiment, model): number of seeds and mean with a t-based ``level`` interval of each value.
-
-    One seed gives the mean and no interval (NaN), never a zero-width one.
-    """
-    from scipy import stats
-
-    rows = []
-    for (exp, model), g in per_seed.groupby(["experiment", "model"], sort=True):
-        row = {"experiment": exp, "model": model, "n_seeds": g["seed"].nunique()}
-        for v in values:
-            if v not in g.columns:
-                continue
-            x = g[v].dropna().to_numpy(float)
-            n = len(x)
-            mean = float(x.mean()) if n else np.nan
-            half = np.nan
-            if n >= 2:
-                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
-            row.update({f"{v}_mean": mean, f"{v}_sd": float(x.std(ddof=1)) if n >= 2 else np.nan,
-                        f"{v}_lo": mean - half, f"{v}_hi": mean + half})
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def load_predictions(runs: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -972,28 +615,6 @@ def load_histories(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def epoch_swing(histories: pd.DataFrame, values: Sequence[str] = ("test_acc", "test_auc")) -> pd.DataFrame:
-    """Per dataset: median over runs of the mean absolute change of each value between neighbouring
-    epochs -- how much the paper's "last epoch" P depends on where training happened to stop."""
-    if not len(histories) or "epoch" not in histories.columns:
-        return pd.DataFrame()
-    vals = [v for v in values if v in histories.columns]
-    per_run = []
-    for run_id, h in histories.sort_values("epoch").groupby("run_id", sort=False):
-        if len(h) < 2:
-            continue
-        row = {"run_id": run_id, "dataset": h["dataset"].iloc[0], "epochs": len(h)}
-        for v in vals:
-            row[f"{v}_swing"] = float(h[v].diff().abs().mean())
-        per_run.append(row)
-    if not per_run:
-        return pd.DataFrame()
-    per_run = pd.DataFrame(per_run)
-    agg = per_run.groupby("dataset").agg(runs=("run_id", "count"),
-                                         **{f"median_{v}_swing": (f"{v}_swing", "median") for v in vals})
-    return agg.reset_index()
-
-
 # ----------------------------------------------------------------------------------- recommendation
 def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "test_acc",
               by: str = "dataset") -> pd.DataFrame:
@@ -1036,11 +657,6 @@ def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "tes
                          "note": "nothing fits the budget; shown: the cheapest model" if cheapest is not None
                          else "no model has the budgeted resources recorded"})
     return pd.DataFrame(rows)
-
-
-def pair_unit(test: Mapping) -> str:
-    """What one pair of a paired test is: a model, or (pooled over experiments) a model in one context."""
-    return "model-experiment pairs" if _truthy(test.get("pooled", False)) else "models"
 
 
 def paper_questions(scored: pd.DataFrame, tests: pd.DataFrame, by: str = "pepr_e",

@@ -1,0 +1,153 @@
+"""Statistics on the study's tables: paired tests with effect sizes, Pareto fronts, rank agreement,
+seed intervals and how much P swings between epochs. Pure functions of numbers and tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .study_columns import label
+
+
+def paired_test(a: Iterable[float], b: Iterable[float]) -> dict:
+    """Wilcoxon signed-rank and paired t-test of ``a`` against ``b`` with effect sizes.
+
+    Effect sizes: the matched-pairs rank-biserial correlation ``r = (W+ - W-) / (W+ + W-)`` over
+    non-zero differences (+1: every pair favours ``a``), and Cohen's ``d_z = mean(d) / sd(d)``.
+    Small samples are run but flagged in ``note``: with fewer than 6 non-zero pairs the two-sided
+    Wilcoxon test cannot reach p < 0.05 whatever the data.
+    """
+    from scipy import stats
+
+    a = np.asarray(list(a), dtype=float)
+    b = np.asarray(list(b), dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    d = a - b
+    n = len(d)
+    out = {"n_pairs": n, "mean_a": _mean(a), "mean_b": _mean(b), "mean_diff": _mean(d),
+           "median_diff": float(np.median(d)) if n else np.nan, "a_better": int((d > 0).sum()),
+           "b_better": int((d < 0).sum()), "ties": int((d == 0).sum()),
+           "wilcoxon_stat": np.nan, "wilcoxon_p": np.nan, "rank_biserial": np.nan,
+           "ttest_stat": np.nan, "ttest_p": np.nan, "cohen_dz": np.nan, "note": ""}
+    notes = []
+    nonzero = d[d != 0]
+    if n < 2:
+        out["note"] = f"{n} pair{'s' if n != 1 else ''}: no test possible"
+        return out
+    if len(nonzero):
+        ranks = stats.rankdata(np.abs(nonzero))
+        w_plus, w_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+        out["rank_biserial"] = float((w_plus - w_minus) / (w_plus + w_minus))
+        res = stats.wilcoxon(a, b)
+        out["wilcoxon_stat"], out["wilcoxon_p"] = float(res.statistic), float(res.pvalue)
+        if len(nonzero) < 6:
+            notes.append(f"only {len(nonzero)} non-zero pairs: Wilcoxon cannot reach p < 0.05")
+    else:
+        notes.append("all differences are zero")
+    sd = float(np.std(d, ddof=1))
+    if sd > 0:
+        res = stats.ttest_rel(a, b)
+        out["ttest_stat"], out["ttest_p"] = float(res.statistic), float(res.pvalue)
+        out["cohen_dz"] = float(np.mean(d) / sd)
+    elif len(nonzero):
+        notes.append("identical differences: t-test undefined")
+    if n < 10 and not notes:
+        notes.append(f"small sample: n = {n}")
+    out["note"] = "; ".join(notes)
+    return out
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else np.nan
+
+
+def pareto_front(df: pd.DataFrame, perf: str = "test_acc", cost: str = "energy_kwh",
+                 group: str | None = "experiment") -> pd.Series:
+    """True for rows no other row of their group dominates (cost <= and perf >=, one of them strictly).
+
+    Rows with a missing perf or cost are never on the front. Identical points are all on it.
+    """
+    on = pd.Series(False, index=df.index)
+    groups = [(None, df)] if group is None else df.groupby(group, sort=False)
+    for _, g in groups:
+        g = g.dropna(subset=[perf, cost])
+        p, c = g[perf].to_numpy(float), g[cost].to_numpy(float)
+        if not len(g):
+            continue
+        dominated = ((c[None, :] <= c[:, None]) & (p[None, :] >= p[:, None])
+                     & ((c[None, :] < c[:, None]) | (p[None, :] > p[:, None]))).any(axis=1)
+        on.loc[g.index] = ~dominated
+    return on
+
+
+def rank_agreement(scored: pd.DataFrame, columns: Sequence[str] = ("test_acc", "pepr_e", "pepr_t"),
+                   group: str = "experiment") -> pd.DataFrame:
+    """Kendall's tau-b between the rankings by each pair of ``columns`` within each group (n >= 2)."""
+    from scipy import stats
+
+    cols = [c for c in dict.fromkeys(columns) if c in scored.columns]  # a fallback headline may repeat a column
+    rows = []
+    for exp, g in scored.groupby(group, sort=True):
+        for i, x in enumerate(cols):
+            for y in cols[i + 1:]:
+                sub = g[[x, y]].dropna()
+                n = len(sub)
+                tau, p = (np.nan, np.nan)
+                if n >= 2 and sub[x].nunique() > 1 and sub[y].nunique() > 1:
+                    res = stats.kendalltau(sub[x], sub[y])
+                    tau, p = float(res.statistic), float(res.pvalue)
+                rows.append({group: exp, "x": x, "y": y, "pair": f"{label(x)} vs {label(y)}", "n": n,
+                             "tau": tau, "p": p})
+    return pd.DataFrame(rows, columns=[group, "x", "y", "pair", "n", "tau", "p"])
+
+
+def seed_summary(per_seed: pd.DataFrame, values: Sequence[str] = ("test_acc", "pepr_e"),
+                 level: float = 0.95) -> pd.DataFrame:
+    """Per (experiment, model): number of seeds and mean with a t-based ``level`` interval of each value.
+
+    One seed gives the mean and no interval (NaN), never a zero-width one.
+    """
+    from scipy import stats
+
+    rows = []
+    for (exp, model), g in per_seed.groupby(["experiment", "model"], sort=True):
+        row = {"experiment": exp, "model": model, "n_seeds": g["seed"].nunique()}
+        for v in values:
+            if v not in g.columns:
+                continue
+            x = g[v].dropna().to_numpy(float)
+            n = len(x)
+            mean = float(x.mean()) if n else np.nan
+            half = np.nan
+            if n >= 2:
+                half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+            row.update({f"{v}_mean": mean, f"{v}_sd": float(x.std(ddof=1)) if n >= 2 else np.nan,
+                        f"{v}_lo": mean - half, f"{v}_hi": mean + half})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def epoch_swing(histories: pd.DataFrame, values: Sequence[str] = ("test_acc", "test_auc")) -> pd.DataFrame:
+    """Per dataset: median over runs of the mean absolute change of each value between neighbouring
+    epochs -- how much the paper's "last epoch" P depends on where training happened to stop."""
+    if not len(histories) or "epoch" not in histories.columns:
+        return pd.DataFrame()
+    vals = [v for v in values if v in histories.columns]
+    per_run = []
+    for run_id, h in histories.sort_values("epoch").groupby("run_id", sort=False):
+        if len(h) < 2:
+            continue
+        row = {"run_id": run_id, "dataset": h["dataset"].iloc[0], "epochs": len(h)}
+        for v in vals:
+            row[f"{v}_swing"] = float(h[v].diff().abs().mean())
+        per_run.append(row)
+    if not per_run:
+        return pd.DataFrame()
+    per_run = pd.DataFrame(per_run)
+    agg = per_run.groupby("dataset").agg(runs=("run_id", "count"),
+                                         **{f"median_{v}_swing": (f"{v}_swing", "median") for v in vals})
+    return agg.reset_index()
