@@ -436,3 +436,19 @@ def test_default_report_dir(tmp_path, monkeypatch):
     assert default_report_dir(tmp_path / "quick" / "results.csv") == tmp_path / "outputs" / "quick" / "report"
     assert default_report_dir(tmp_path / "quick" / "runs") == tmp_path / "outputs" / "quick" / "report"
     assert default_report_dir(tmp_path / "later" / "results.csv") == tmp_path / "outputs" / "later" / "report"
+
+
+def test_report_with_energy_and_co2_unrecorded(study, tmp_path):
+    """A results table whose energy and CO2 columns are all empty (a GPU run where energy was not measured):
+    the report falls back to the resources that were recorded instead of failing."""
+    from pepr_utils.report import build_report
+
+    table = records.collect(study)
+    table[["energy_kwh", "co2_g", "cpu_energy_kwh"]] = np.nan
+    csv = tmp_path / "results.csv"
+    table.to_csv(csv, index=False)
+    out = build_report(csv, tmp_path / "report", n_boot=50)
+    summary = (out / "summary.md").read_text()
+    assert "PePR-T" in summary and "Not recorded, so not scored: PePR-E, PePR-C" in summary
+    agree = pd.read_csv(out / "tables" / "rank_agreement.csv")
+    assert set(agree["x"]) | set(agree["y"]) == {"test_acc", "pepr_t"}  # the fallback headline is not repeated
