@@ -26,7 +26,10 @@ import pandas as pd
 
 from .comparisons import (  # noqa: F401 - the analysis API in one place (notebook 04, verdicts, report)
     POOL_SEP,
+    Comparison,
+    as_comparisons,
     common_scale,
+    comparison_values,
     find_comparisons,
     minmax_score_parts,
     pair_unit,

@@ -5,7 +5,8 @@ conditions meet several times (as the paper's violins pool its experiments).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -13,6 +14,36 @@ from .errors import PeprError
 from .score import pepr
 from .stats import paired_test
 from .study_columns import RESOURCES, SCORE_PERFS, _fraction_label, _missing, _truthy
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two conditions (``label_a`` vs ``label_b``) compared on the models they share.
+
+    ``pairs`` holds one ``(experiment a, experiment b)`` per context: a single context, or several
+    pooled (every model in every context is then one pair). Differences are a - b.
+    """
+
+    kind: str  # "pretraining" or "data"
+    label_a: str
+    label_b: str
+    context: str
+    pairs: tuple[tuple[str, str], ...]
+    n_pairs: int
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.pairs) > 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.label_a} vs {self.label_b} ({self.context})"
+
+    def row(self) -> dict:
+        """The comparison as a table row; ``a`` and ``b`` list its experiments for reading."""
+        return {"comparison": self.name, "kind": self.kind, "a": POOL_SEP.join(a for a, _ in self.pairs),
+                "b": POOL_SEP.join(b for _, b in self.pairs), "label_a": self.label_a, "label_b": self.label_b,
+                "n_pairs": self.n_pairs, "pooled": self.pooled, "spec": self}
 
 
 def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
@@ -25,18 +56,17 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
     datasets, say), a **pooled** comparison follows them: every model in every context is one pair, as
     in the paper's violins, which pool all models of its experiments. A study with few models per
     experiment (the quick study pairs one pretrained model per dataset) can only be tested that way.
-    Columns: comparison, kind, a, b (experiments, joined by ``POOL_SEP`` when pooled; differences are
-    a - b), label_a, label_b, n_pairs, pooled.
+    One row per :class:`Comparison` (column ``spec``, what the paired functions use), with its fields
+    for reading: comparison, kind, a, b (its experiments), label_a, label_b, n_pairs, pooled.
     """
     exps = table.drop_duplicates("experiment").set_index("experiment")
     models = table.groupby("experiment")["model"].apply(set)
-    rows = []
+    found: list[Comparison] = []
 
     def add(kind, a, b, label_a, label_b, context):
         shared = len(models[a] & models[b])
         if shared:
-            rows.append({"comparison": f"{label_a} vs {label_b} ({context})", "kind": kind, "a": a, "b": b,
-                         "label_a": label_a, "label_b": label_b, "n_pairs": shared, "pooled": False})
+            found.append(Comparison(kind, label_a, label_b, context, ((a, b),), shared))
 
     for a, ea in exps.iterrows():
         for b, eb in exps.iterrows():
@@ -57,16 +87,25 @@ def find_comparisons(table: pd.DataFrame) -> pd.DataFrame:
                 if _same(ea["fraction"], largest):
                     add("data", a, b, f"{_pct(ea['fraction'])} data", f"{_pct(eb['fraction'])} data",
                         f"{ea['dataset']}, {_int(ea['size'])}px, {ea['regime']}{suffix_a}")
-    single = pd.DataFrame(rows, columns=["kind", "a", "b", "label_a", "label_b", "n_pairs"])
-    for (kind, label_a, label_b), g in single.groupby(["kind", "label_a", "label_b"], sort=False):
-        if len(g) > 1:
-            rows.append({"comparison": f"{label_a} vs {label_b} (pooled over {len(g)} comparisons)", "kind": kind,
-                         "a": POOL_SEP.join(g["a"]), "b": POOL_SEP.join(g["b"]), "label_a": label_a,
-                         "label_b": label_b, "n_pairs": int(g["n_pairs"].sum()), "pooled": True})
-    return pd.DataFrame(rows, columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled"])
+    groups: dict[tuple[str, str, str], list[Comparison]] = {}
+    for c in found:
+        groups.setdefault((c.kind, c.label_a, c.label_b), []).append(c)
+    for (kind, label_a, label_b), group in groups.items():
+        if len(group) > 1:
+            found.append(Comparison(kind, label_a, label_b, f"pooled over {len(group)} comparisons",
+                                    tuple(p for c in group for p in c.pairs), sum(c.n_pairs for c in group)))
+    return pd.DataFrame([c.row() for c in found],
+                        columns=["comparison", "kind", "a", "b", "label_a", "label_b", "n_pairs", "pooled", "spec"])
 
 
-#: joins the experiments of a pooled comparison in its ``a`` and ``b`` fields (never in an experiment name)
+def as_comparisons(comparisons: pd.DataFrame | Iterable[Comparison]) -> list[Comparison]:
+    """The :class:`Comparison` objects of :func:`find_comparisons`'s table (or of a list of them)."""
+    if isinstance(comparisons, pd.DataFrame):
+        return list(comparisons["spec"]) if len(comparisons) else []
+    return list(comparisons)
+
+
+#: joins the experiments of a pooled comparison in the ``a`` and ``b`` columns written for reading
 POOL_SEP = " + "
 
 
@@ -124,24 +163,18 @@ def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,
     return rows
 
 
-def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
-                  resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
-    """Models present in both experiments ``a`` and ``b`` with ``value`` in each and ``diff = a - b``.
-
-    ``a`` and ``b`` may list experiments joined by ``POOL_SEP`` (a pooled comparison, paired position by
-    position); the pairing unit is then the model in one context, named ``model @ experiment a``. A
-    min-max PePR ``value`` is put on one scale per context first (:func:`common_scale`).
-    """
-    exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)
-    if len(exps_a) != len(exps_b):
-        raise PeprError(f"a pooled comparison pairs {len(exps_a)} experiments with {len(exps_b)}")
+def comparison_values(table: pd.DataFrame, comparison: Comparison, value: str,
+                      resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+    """The models each pair of experiments of ``comparison`` shares, with ``value`` on each side and
+    ``diff = a - b``. Pooled, the pairing unit is the model in one context, named ``model @ experiment a``.
+    A min-max PePR ``value`` is put on one scale per context first (:func:`common_scale`)."""
     frames = []
-    for ea, eb in zip(exps_a, exps_b, strict=True):
+    for ea, eb in comparison.pairs:
         both = common_scale(table, (ea, eb), value, resources)
         left = both[both["experiment"] == ea][["model", value]].rename(columns={value: "a"})
         right = both[both["experiment"] == eb][["model", value]].rename(columns={value: "b"})
         pairs = left.merge(right, on="model").dropna(subset=["a", "b"])
-        if len(exps_a) > 1:
+        if comparison.pooled:
             pairs["model"] = pairs["model"].astype(str) + " @ " + ea
         frames.append(pairs)
     pairs = pd.concat(frames, ignore_index=True)
@@ -149,35 +182,46 @@ def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
     return pairs.sort_values("model").reset_index(drop=True)
 
 
-def paired_tests(scored: pd.DataFrame, comparisons: pd.DataFrame,
+def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
+                  resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+    """:func:`comparison_values` for the ``a`` and ``b`` columns of a written table (a paired-tests CSV read
+    back), where a pooled comparison lists its experiments joined by ``POOL_SEP``."""
+    exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)
+    if len(exps_a) != len(exps_b):
+        raise PeprError(f"a pooled comparison pairs {len(exps_a)} experiments with {len(exps_b)}")
+    pairs = tuple(zip(exps_a, exps_b, strict=True))
+    return comparison_values(table, Comparison("", "a", "b", "", pairs, 0), value, resources)
+
+
+def paired_tests(scored: pd.DataFrame, comparisons: pd.DataFrame | Iterable[Comparison],
                  values: Sequence[str] = ("test_acc", "pepr_e", "energy_kwh")) -> pd.DataFrame:
     """One row per comparison and value: the paired statistics of :func:`paired_test`."""
     rows = []
-    for _, comp in comparisons.iterrows():
+    for comp in as_comparisons(comparisons):
         for value in dict.fromkeys(values):
             if value not in scored.columns:
                 continue
-            pairs = paired_values(scored, comp["a"], comp["b"], value)
-            rows.append({"comparison": comp["comparison"], "kind": comp["kind"], "a": comp["a"], "b": comp["b"],
-                         "pooled": bool(comp.get("pooled", False)), "value": value,
+            pairs = comparison_values(scored, comp, value)
+            row = comp.row()
+            rows.append({**{k: row[k] for k in ("comparison", "kind", "a", "b", "pooled")}, "value": value,
                          **paired_test(pairs["a"], pairs["b"])})
     return pd.DataFrame(rows)
 
 
-def paired_long(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str) -> pd.DataFrame:
+def paired_long(scored: pd.DataFrame, comparisons: pd.DataFrame | Iterable[Comparison], value: str) -> pd.DataFrame:
     """Long table (comparison, model, side, value) for paired violin plots."""
     frames = []
-    for _, comp in comparisons.iterrows():
-        pairs = paired_values(scored, comp["a"], comp["b"], value)
-        for side in ("a", "b"):
-            frames.append(pd.DataFrame({"comparison": comp["comparison"], "model": pairs["model"],
-                                        "side": comp[f"label_{side}"], "group": side, value: pairs[side]}))
+    for comp in as_comparisons(comparisons):
+        pairs = comparison_values(scored, comp, value)
+        for side, name in (("a", comp.label_a), ("b", comp.label_b)):
+            frames.append(pd.DataFrame({"comparison": comp.name, "model": pairs["model"],
+                                        "side": name, "group": side, value: pairs[side]}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["comparison", "model", "side", "group", value])
 
 
-def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value: str = "test_acc",
-                         tests: pd.DataFrame | None = None, min_pairs: int = 2) -> dict:
+def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame | Iterable[Comparison],
+                         value: str = "test_acc", tests: pd.DataFrame | None = None, min_pairs: int = 2) -> dict:
     """Keyword arguments of :func:`pepr_utils.plots.paired_violins`: a wide table (one row per model, two
     columns per comparison), the column pairs, their labels, panel titles and the Wilcoxon p-values.
     Comparisons with fewer than ``min_pairs`` pairs get no panel (a violin of one point says nothing;
@@ -188,16 +232,16 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame, value:
     if tests is not None and len(tests):
         sel = tests[tests["value"] == value]
         p_of = dict(zip(sel["comparison"], sel["wilcoxon_p"], strict=True))
-    for i, (_, comp) in enumerate(comparisons.iterrows()):
-        p = paired_values(scored, comp["a"], comp["b"], value).set_index("model")
+    for i, comp in enumerate(as_comparisons(comparisons)):
+        p = comparison_values(scored, comp, value).set_index("model")
         if len(p) < max(1, min_pairs):
             continue
         a, b = f"{i}:a", f"{i}:b"
         columns[a], columns[b] = p["a"], p["b"]
         pairs.append((a, b))
-        labels.append((comp["label_a"], comp["label_b"]))
-        titles.append(comp["comparison"].split(" (", 1)[-1].rstrip(")"))
-        pvalues.append(p_of.get(comp["comparison"]))
+        labels.append((comp.label_a, comp.label_b))
+        titles.append(comp.context)
+        pvalues.append(p_of.get(comp.name))
     if not pairs:
         raise PeprError(f"no paired experiments (pretrained vs scratch, or two training fractions) share "
                         f"{max(1, min_pairs)} or more models")
