@@ -31,6 +31,7 @@ from .report_build import (  # noqa: F401 - `pepr report` (executing notebook 04
     export_html,
     notebook_path,
 )
+from .resources import RESOURCES as RESOURCE_TABLE
 
 
 # ------------------------------------------------------------------------------------------ writer
@@ -196,7 +197,7 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
         lines.append("Only one model was scored in " + ", ".join(f"`{e}`" for e in facts["single_model_experiments"])
                      + ": min-max PePR is undefined with nothing to normalise against, so it is left empty there "
                      "(never set to the accuracy); the fixed-reference PePR still scores it.")
-    missing = [n for n in ("e", "c", "t", "m") if n not in resources]
+    missing = [r.key for r in RESOURCE_TABLE if r.key not in resources]
     if missing:
         lines.append("Not recorded, so not scored: " + ", ".join(f"PePR-{m.upper()}" for m in missing) + ".")
     if facts.get("co2_per_kwh") and "c" in resources and "e" in resources:
