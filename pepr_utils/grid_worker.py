@@ -1,0 +1,239 @@
+"""The worker half of a grid: one run's notebook executed by papermill in a private temporary folder,
+in its own process group under a wall-clock limit, and what it produced sent back as bytes.
+
+:func:`execute_run` runs on a Dask worker (:mod:`pepr_utils.grid` submits it); it starts
+``python -m pepr_utils.grid_worker JOB.json`` (:func:`_child_main`), which runs papermill, so that a
+timeout or the worker's death can kill the whole tree (papermill and its kernel). Nothing here writes
+outside the temporary folder: the runner alone writes the grid's run folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .allocator import MALLOC_ENV
+
+MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
+TAIL_LINES = 25
+TEMP_PREFIX = "pepr-run-"  # a run's private folder on its worker: <tmp>/pepr-run-<run_id>-<random>
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
+
+
+def _failure(run_id: str, reason: str, error: str, tail: str, **extra) -> dict:
+    return {"run_id": run_id, "ok": False, "reason": reason, "error": error, "tail": tail, **extra}
+
+
+# --------------------------------------------------------------------------- on the worker
+def execute_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Execute one run's notebook in a private temporary folder; return what it produced as bytes.
+
+    Runs on a Dask worker. papermill runs in a child process group so that a timeout or the
+    worker's death can kill the whole tree (papermill and its kernel).
+    """
+    import socket
+
+    started_at = _now()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{task['run_id']}-") as tmp_name:
+        tmp = Path(tmp_name)
+        out_dir = tmp / "out"
+        out_dir.mkdir()
+        (tmp / "input.ipynb").write_bytes(task["notebook"])
+        job = {"input": str(tmp / "input.ipynb"), "output": str(tmp / "executed.ipynb"), "cwd": str(out_dir),
+               "parameters": {**task["parameters"], "out_dir": str(out_dir)}, "outcome": str(tmp / "outcome.json"),
+               "runner_pid": task.get("runner_pid"), "timeout_s": task.get("timeout_s")}
+        (tmp / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        env = dict(os.environ)
+        if task.get("threads"):
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+                env[var] = str(task["threads"])
+        env["PEPR_GRID_RUN_ID"] = task["run_id"]
+        (tmp / "tmp").mkdir()  # the kernel's connection file (mkstemp) and other temporaries go with the run's
+        env["TMPDIR"] = str(tmp / "tmp")  # folder, so that cleaning up after a killed run cleans them too
+        env.setdefault("MPLBACKEND", "Agg")
+        for var, value in MALLOC_ENV.items():
+            env.setdefault(var, value)
+        timeout = task.get("timeout_s")
+        cpu0 = _children_cpu_s()
+        with open(tmp / "papermill.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid_worker", str(tmp / "job.json")],
+                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid)
+                proc.wait()
+                timed_out = True
+        outcome = _parse_outcome(tmp / "outcome.json")
+        log_tail = _tail((tmp / "papermill.log").read_text(encoding="utf-8", errors="replace"))
+        if timed_out:
+            result = _failure(task["run_id"], "timeout", f"the run took longer than {timeout:g} s (--timeout)",
+                              outcome.get("tail", "") if outcome else "")
+        elif outcome is None:
+            result = _failure(task["run_id"], "crashed",
+                              f"papermill exited with code {proc.returncode} without a result", log_tail)
+        else:
+            result = {"run_id": task["run_id"], **outcome}
+        files, left_out = _read_files(out_dir, task.get("max_file_bytes", MAX_FILE_BYTES))
+        executed = tmp / "executed.ipynb"
+        cpu1 = _children_cpu_s()
+        result.update(files=files, left_out=left_out, notebook=executed.read_bytes() if executed.exists() else None,
+                      started_at=started_at, wall_s=round(time.perf_counter() - t0, 3),
+                      cpu_s=round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
+                      worker=socket.gethostname())
+        return result
+
+
+def _children_cpu_s() -> float | None:
+    """CPU seconds of this process's finished children (papermill and the kernel it waited for):
+    a run's compute, independent of how busy the machine was (one run per worker at a time)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _parse_outcome(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_files(out_dir: Path, max_bytes: int) -> tuple[dict[str, bytes], list[str]]:
+    files, left_out = {}, []
+    for path in sorted(p for p in out_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(out_dir).as_posix()
+        if path.stat().st_size > max_bytes:
+            left_out.append(f"{rel} ({path.stat().st_size} bytes > {max_bytes})")
+        else:
+            files[rel] = path.read_bytes()
+    return files, left_out
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(_ANSI.sub("", text).rstrip().splitlines()[-lines:])
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a process and all its descendants (the kernel runs in a session of its own)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
+    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree."""
+    import psutil
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            gone = os.getppid() != parent or (runner_pid is not None and not psutil.pid_exists(runner_pid))
+            if gone:
+                me = psutil.Process()
+                for child in me.children(recursive=True):
+                    try:
+                        child.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
+
+
+def _ipc_kernel(folder: Path) -> dict[str, Any]:
+    """papermill options that start the kernel over IPC (Unix sockets in the run's private ``folder``).
+
+    A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
+    IPC needs no port and no encryption. Not on Windows (no Unix sockets): there the default TCP stays.
+    """
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", ip=str(folder / "kernel"), **kwargs)
+
+    return {"kernel_manager_class": IPCKernelManager}
+
+
+def _skip_slow_imports() -> None:
+    """Keep papermill's import from building a grammar no run needs (the fixed cost of every run).
+
+    papermill -> nbformat -> jsonschema imports ``rfc3987_syntax`` when it is installed (it is, via
+    jupyter-events) only to check the JSON-schema formats "iri"/"iri-reference", which the notebook
+    schema does not use; that import compiles a Lark grammar: measured here 17-21 s of the papermill
+    child's start on a busy 2-core machine (about 2-3 s quiet), 0.7-3.6 s without it. Marking the module
+    absent makes jsonschema skip that one format checker, exactly as when the package is not installed.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def _child_main(job_path: str) -> int:
+    """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
+    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    _watch_parents(job.get("runner_pid"))
+    _skip_slow_imports()
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    try:
+        pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
+                            cwd=job["cwd"], progress_bar=False, log_output=False,
+                            execution_timeout=job.get("timeout_s"), **_ipc_kernel(Path(job["input"]).parent))
+        outcome = {"ok": True, "reason": None}
+    except pm.PapermillExecutionError as exc:
+        trace = "\n".join(exc.traceback or [])
+        outcome = {"ok": False, "reason": "raised", "error": f"{exc.ename}: {_ANSI.sub('', str(exc.evalue))}",
+                   "tail": _tail(trace)}
+    except DeadKernelError as exc:
+        outcome = {"ok": False, "reason": "kernel died",
+                   "error": f"the notebook's kernel died (killed by the system, e.g. out of memory): {exc}",
+                   "tail": ""}
+    except CellTimeoutError as exc:
+        outcome = {"ok": False, "reason": "timeout", "error": _ANSI.sub("", str(exc)).splitlines()[0], "tail": ""}
+    except Exception as exc:  # noqa: BLE001 - anything else papermill raises: report it, do not hide it
+        import traceback
+
+        outcome = {"ok": False, "reason": "error", "error": f"{type(exc).__name__}: {exc}",
+                   "tail": _tail(traceback.format_exc())}
+    tmp = Path(job["outcome"] + ".tmp")
+    tmp.write_text(json.dumps(outcome), encoding="utf-8")
+    os.replace(tmp, job["outcome"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))
