@@ -61,6 +61,7 @@ class DatasetInfo:
     license: str = ""
     files: dict[int, tuple[str, str]] = field(default_factory=dict)
     native_size: int = 28
+    source: str = "medmnist"  # which loader reads it (``LOADERS``)
 
     @property
     def n_classes(self) -> int:
@@ -70,7 +71,7 @@ class DatasetInfo:
 LIDC_INFO = DatasetInfo(
     name="lidc", task="binary-class", n_channels=1,
     labels={"0": "negative (<3 of 4 raters)", "1": "positive (>=3 of 4 raters)"},
-    n_samples=None, license="CC BY 3.0 (TCIA)", files={}, native_size=lidc.NATIVE_SIZE,
+    n_samples=None, license="CC BY 3.0 (TCIA)", files={}, native_size=lidc.NATIVE_SIZE, source="lidc",
 )
 
 
@@ -398,7 +399,8 @@ def _resized_cached(images: dict[str, torch.Tensor], size: int, cache_file: Path
     return out
 
 
-def _load_medmnist(info: DatasetInfo, size: int, data_dir: Path | None, cache: Path, offline: bool) -> MedicalDataset:
+def _load_medmnist(info: DatasetInfo, size: int, data_dir: Path | None, cache: Path, *, offline: bool,
+                   split_seed: int, progress: bool) -> MedicalDataset:
     places = _places(data_dir, cache, "medmnist")
     target = medmnist_filename(info.name, size)
     found = _find(target, places) if size in info.files else None
@@ -461,7 +463,8 @@ def _lidc_arrays(source: Path, digest: str, cache: Path, progress: bool) -> dict
     return arrays
 
 
-def _load_lidc(size: int, data_dir: Path | None, cache: Path, split_seed: int, progress: bool) -> MedicalDataset:
+def _load_lidc(info: DatasetInfo, size: int, data_dir: Path | None, cache: Path, *, offline: bool, split_seed: int,
+               progress: bool) -> MedicalDataset:
     places = _places(data_dir, cache, "lidc")
     source = lidc.find_lidc_source([p for p, _ in places])
     if source is None:
@@ -484,7 +487,7 @@ def _load_lidc(size: int, data_dir: Path | None, cache: Path, split_seed: int, p
     cached = _load_prepared(prepared)
     if cached is not None:
         splits, resized_from = cached
-        return MedicalDataset(info=LIDC_INFO, size=size, splits=splits, source={**src, "resized_from": resized_from})
+        return MedicalDataset(info=info, size=size, splits=splits, source={**src, "resized_from": resized_from})
     arrays = _lidc_arrays(source, digests["sha256"], cache, progress)
     images = torch.from_numpy(arrays["images"][:, None])
     native = int(images.shape[-1])  # 128 for the published crops
@@ -497,7 +500,7 @@ def _load_lidc(size: int, data_dir: Path | None, cache: Path, split_seed: int, p
     splits = {name: whole.subset(idx) for name, idx in lidc.split_by_patient(arrays["patient"], split_seed).items()}
     src["resized_from"] = native if size != native else None
     _save_prepared(prepared, splits, src["resized_from"])
-    return MedicalDataset(info=LIDC_INFO, size=size, splits=splits, source=src)
+    return MedicalDataset(info=info, size=size, splits=splits, source=src)
 
 
 def _save_prepared(path: Path, splits: dict[str, Split], resized_from: int | None) -> None:
@@ -532,6 +535,11 @@ def _load_prepared(path: Path) -> tuple[dict[str, Split], int | None] | None:
 
 
 # --------------------------------------------------------------------------- entry point
+#: One loader per kind of source, all with the same signature: every dataset of the catalogue is read by the
+#: loader its ``DatasetInfo.source`` names (MedMNIST npz files by flag, the LIDC-IDRI crop archive).
+LOADERS = {"medmnist": _load_medmnist, "lidc": _load_lidc}
+
+
 def load_dataset(name: str, size: int = 28, *, data_dir: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
                  split_seed: int = lidc.SPLIT_SEED, progress: bool = True) -> MedicalDataset:
@@ -545,10 +553,8 @@ def load_dataset(name: str, size: int = 28, *, data_dir: str | os.PathLike | Non
     size = check_size(size)
     data = data_dir_setting(data_dir)
     cache = cache_dir_setting(cache_dir)
-    if name == "lidc":
-        ds = _load_lidc(size, data, cache, split_seed, progress)
-    else:
-        ds = _load_medmnist(info, size, data, cache, offline_setting(offline))
+    ds = LOADERS[info.source](info, size, data, cache, offline=offline_setting(offline), split_seed=split_seed,
+                              progress=progress)
     empty = [s for s in SPLITS if len(ds.splits[s]) == 0]
     if empty:
         raise PeprError(f"{name} from {ds.source['path']}: the {' and '.join(empty)} split(s) have no images; "
