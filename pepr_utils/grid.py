@@ -188,10 +188,6 @@ class GridReport:
     threads_per_run: int | None = None
     failed_before: list[str] = field(default_factory=list)  # run ids recorded failed earlier and not redone now
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.failed_before
-
 
 def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any = None,
              retry_failed: bool = False, dry_run: bool = False, timeout_s: float | None = None,

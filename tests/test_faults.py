@@ -224,7 +224,7 @@ def test_rerun_with_failed_runs_exits_non_zero(tmp_path, capsys):
     assert rc == 1 and "1 of 1 runs are recorded failed" in captured.err and "--retry-failed" in captured.err
     assert "already done" not in captured.out
     report = run_grid(path, output_dir=tmp_path / "out", progress=False)
-    assert report.to_run == 0 and report.failed_before == [rid] and not report.ok
+    assert report.to_run == 0 and report.failed_before == [rid] and not report.failed
     record.write_text(json.dumps({"run_id": rid, "status": "ok"}))
     assert main(["grid", "run", str(path), "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 0
     assert "already done" in capsys.readouterr().out
