@@ -38,8 +38,7 @@ from pepr_utils.train import TrainConfig, autocast_for, fit, resolve_device
 
 def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr: float) -> int:
     """The minimal loop: zero_grad, forward, cross-entropy, backward, step. Returns images seen."""
-    autocast, dtype = autocast_for(device, amp=True)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    autocast, _ = autocast_for(device, amp=True)  # bf16 or none: the minimal loop has no gradient scaler
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -50,13 +49,8 @@ def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             loss = F.cross_entropy(model(x), y)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss.backward()
+        optimizer.step()
         seen += y.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
