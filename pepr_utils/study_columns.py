@@ -35,8 +35,8 @@ HYPER_FIELDS: tuple[str, ...] = ("epochs", "batch_size", "lr")
 MEAN_FIELDS: tuple[str, ...] = (
     "test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
     "majority_acc", "test_kappa", "kappa_pos",
-    "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "co2_g", "train_time_s",
-    "infer_time_ms_per_image", "peak_mem_gb",
+    *(r.column for r in resource_table.RESOURCES),
+    "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "infer_time_ms_per_image",
 )
 
 
