@@ -71,7 +71,8 @@ lab: $(STAMP)  ## open the notebooks in JupyterLab (the .py twins open as notebo
 bench: $(STAMP)  ## every performance goal side by side, one line each (<= 10 min on 2 cores; not part of test)
 	$(BIN)/python benchmarks/run_all.py --workers $(WORKERS)
 
-notebooks:  ## re-create the .ipynb files from their .py twins (outputs stripped)
+notebooks:  ## 02/03 from their one template (tools/train_notebooks.in), then each .ipynb from its .py twin (outputs stripped)
+	$(BIN)/python tools/train_notebooks.py
 	$(BIN)/jupytext --sync notebooks/*.py
 
 clean-venv:
