@@ -171,13 +171,14 @@ class Measurement:
 
 
 def _parse_device(device: Any) -> tuple[str, int | None]:
-    text = str(device).strip().lower()
-    kind, sep, index = text.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
+    from .params import parse_device
+
+    parsed = parse_device(str(device))
+    if parsed is None:
         raise PeprError(
             f"device {device!r} is not supported by the meter: use 'cpu', 'cuda', 'cuda:N' or 'mps'"
         )
-    return kind, int(index) if index else None
+    return parsed
 
 
 def _positive(name: str, value: Any, minimum: float = 0.0, strict: bool = True) -> float:

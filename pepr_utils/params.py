@@ -32,7 +32,19 @@ EXTRA_NAMES = ("country_iso_code", "data_dir", "weights_dir", "eval_every_epoch"
 MODES = ("full", "linear")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 NO_WEIGHTS = ("", "none", "scratch")
-_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+_DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
+
+
+def parse_device(device: Any, *, auto: bool = False) -> tuple[str, int | None] | None:
+    """``(kind, index)`` of a device name (``cpu``, ``cuda``, ``cuda:N``, ``mps``; ``auto`` when allowed),
+    or None when it is not one: the one reading of device names (params, training, the meter)."""
+    name = device.strip().lower() if isinstance(device, str) else None
+    if name == "auto" and auto:
+        return "auto", None
+    m = _DEVICE.fullmatch(name) if name is not None else None
+    if m is None or (m[2] is not None and m[1] != "cuda"):
+        return None
+    return m[1], int(m[2]) if m[2] is not None else None
 
 
 @functools.cache
@@ -165,7 +177,7 @@ class RunParams:
                 bad(key, f"must be an integer >= {minimum}")
         if not _is_number(self.lr) or not 0 < self.lr < 10:
             bad("lr", "must be a positive learning rate below 10 (the paper used 5e-4)")
-        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+        if parse_device(self.device) is None or self.device != self.device.strip().lower():
             bad("device", "must be cpu, cuda, cuda:N or mps (auto: resolve it with check())")
         if self.pretrained not in (True, False):
             bad("pretrained", "must be true or false")

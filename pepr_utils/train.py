@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -35,10 +34,7 @@ PAPER_LR = 5e-4
 
 MULTI_LABEL = "multi-label, binary-class"
 BINARY = "binary-class"
-#: Devices accepted by name; ``cuda:N`` is accepted too.
-DEVICES = ("cpu", "cuda", "mps", "auto")
 
-_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
 
 
 # --------------------------------------------------------------------------- validation
@@ -68,10 +64,11 @@ def check_lr(value: Any) -> float:
 
 def check_device(device: Any) -> str:
     """Normalise a device name; accepted: cpu, cuda, cuda:N, mps, auto. Availability is checked later."""
-    name = str(device).strip().lower() if isinstance(device, str) else None
-    if name is None or (name not in DEVICES and not _CUDA_INDEX.match(name)):
+    from .params import parse_device
+
+    if parse_device(device, auto=True) is None:
         raise PeprError(f"device must be one of cpu, cuda, cuda:N, mps, auto; got {device!r}")
-    return name
+    return device.strip().lower()
 
 
 def resolve_device(device: str) -> torch.device:
