@@ -66,6 +66,7 @@ from .study_columns import (  # noqa: F401
     _fraction_label,
     _missing,
     _truthy,
+    experiment_label,
     label,
     regime_of,
 )
@@ -144,7 +145,7 @@ def prepare_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if "seed" in runs.columns and runs["seed"].isna().all():
         runs["seed"] = 0
     runs["regime"] = [regime_of(p, w, m) for p, w, m in zip(runs["pretrained"], runs["weights"], runs["mode"], strict=True)]
-    base = [f"{d}-{'' if _missing(s) else int(s)}px-{_fraction_label(f)}-{r}"
+    base = [experiment_label(d, s, f, r)
             for d, s, f, r in zip(runs["dataset"], runs["size"], runs["fraction"], runs["regime"], strict=True)]
     runs["experiment"] = base
     varying = [h for h in HYPER_FIELDS if h in runs.columns

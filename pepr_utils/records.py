@@ -464,18 +464,12 @@ def read_record(path_or_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def experiment_name(params: Mapping[str, Any]) -> str:
-    """Experiment label: ``<dataset>-<size>px-<fraction>-<scratch|imagenet-full|imagenet-linear|checkpoint-full>``."""
-    weights = params.get("weights")
-    mode = params.get("mode") or "full"
-    if not weights and not params.get("pretrained"):
-        start = "scratch"
-    elif weights in (None, "imagenet"):
-        start = f"imagenet-{mode}"
-    else:
-        start = f"checkpoint-{mode}"
-    fraction = params.get("fraction")
-    fraction_text = f"{fraction:g}" if isinstance(fraction, int | float) else str(fraction)
-    return f"{params.get('dataset')}-{params.get('size')}px-{fraction_text}-{start}"
+    """Experiment label: ``<dataset>-<size>px-<fraction>-<scratch|imagenet-full|imagenet-linear|checkpoint-full>``
+    (:func:`pepr_utils.study_columns.experiment_label`, as the analysis names experiments)."""
+    from .study_columns import experiment_label, regime_of
+
+    regime = regime_of(params.get("pretrained"), params.get("weights"), params.get("mode"))
+    return experiment_label(params.get("dataset"), params.get("size"), params.get("fraction"), regime)
 
 
 def _find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:

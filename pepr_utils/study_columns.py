@@ -101,3 +101,14 @@ def _truthy(value) -> bool:
 
 def _fraction_label(fraction) -> str:
     return "nan" if _missing(fraction) else f"{float(fraction):g}"
+
+
+def experiment_label(dataset, size, fraction, regime: str) -> str:
+    """``<dataset>-<size>px-<fraction>-<regime>``: the one spelling of an experiment's name (values that are
+    not numbers, as a failed run's bad parameters may be, are written as they are)."""
+    try:
+        size_text = "" if _missing(size) else str(int(size))
+        fraction_text = _fraction_label(fraction)
+    except (TypeError, ValueError):
+        size_text, fraction_text = str(size), str(fraction)
+    return f"{dataset}-{size_text}px-{fraction_text}-{regime}"
