@@ -33,7 +33,7 @@ from typing import Any
 from . import params as params_module
 from . import settings
 from .errors import PeprError
-from .params import DEFAULT_NAMES, EXTRA_NAMES, NAMES, RunParams
+from .params import DEFAULT_NAMES, EXTRA_NAMES, NAMES, RunParams, no_weights
 
 #: Parameters that decide a run's result (hashed into ``run_id``, the record's ``params``): pepr_utils.params.
 RECORD_PARAMS = NAMES
@@ -284,11 +284,9 @@ def _matches(resolved: dict, pattern: dict) -> bool:
 
 def _weights(weights: Any, pretrained: Any) -> Any:
     """Fold the ``pretrained`` shorthand and the spellings of 'no weights' into one value."""
-    if pretrained is True and weights in (None, "scratch", False):
+    if pretrained is True and no_weights(weights):
         return "imagenet"
-    if pretrained is False:
-        return "scratch"
-    if weights in (None, False, "none", "None"):
+    if pretrained is False or no_weights(weights):
         return "scratch"
     return weights
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch and timm are imported where they are used, so `pepr -
 
 from .input_plan import _check_size, _error_line
 from .model_catalogue import ModelRef, _pretrained_cfg, close_model_names, resolve_model
+from .params import no_weights
 
 TRAINABLE_MODES = ("full", "linear")
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -200,7 +201,7 @@ def create_model(name: str, num_classes: int, in_chans: int, *, weights: str | o
         close = close_model_names(name)
         raise PeprError(f"model {name!r} cannot be built: {ref.note}"
                         + (f"; close names: {', '.join(close)}" if close else ""))
-    if weights in (None, "", "none", "scratch"):
+    if no_weights(weights):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*deprecated.*")
             model = timm.create_model(ref.timm_name, pretrained=False, num_classes=num_classes, in_chans=in_chans)

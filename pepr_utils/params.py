@@ -32,6 +32,11 @@ EXTRA_NAMES = ("country_iso_code", "data_dir", "weights_dir", "eval_every_epoch"
 MODES = ("full", "linear")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 NO_WEIGHTS = ("", "none", "scratch")
+
+
+def no_weights(weights: Any) -> bool:
+    """True for every spelling of "no weights" (None, False, "", "none", "scratch", any case)."""
+    return weights is None or weights is False or (isinstance(weights, str) and weights.strip().lower() in NO_WEIGHTS)
 _DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
 
 
@@ -114,7 +119,7 @@ class RunParams:
         weights = v.get("weights", _default("weights"))
         if isinstance(weights, os.PathLike):
             weights = os.fspath(weights)
-        if isinstance(weights, str) and weights.strip().lower() in NO_WEIGHTS:
+        if no_weights(weights):
             weights = None
         if isinstance(weights, str) and weights.strip().lower() == "imagenet":
             weights = "imagenet"

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from . import resources as resource_table
+from .params import no_weights
 
 #: The paper's four resources (E, C, T, M) and the run-record column each one reads (pepr_utils.resources).
 RESOURCES: dict[str, str] = resource_table.columns()
@@ -77,7 +78,7 @@ _NUMERIC = set(MEAN_FIELDS) | {"size", "fraction", "epochs", "batch_size", "lr",
 def regime_of(pretrained, weights, mode) -> str:
     """``scratch``, ``imagenet-<mode>`` or ``checkpoint-<mode>``: how the model started."""
     w = None if _missing(weights) else str(weights)
-    if not w or w.lower() in ("none", "scratch", "false"):
+    if no_weights(w) or w.lower() == "false":
         if _truthy(pretrained):
             w = "imagenet"
         else:
