@@ -124,7 +124,8 @@ def test_expansion_axes_experiments_include_exclude():
         assert run.params["batch_size"] == 32 and run.params["lr"] == 5e-4  # the paper's recipe by default
     nb = by[("resnet18", None, "imagenet", "linear", "lidc")].notebook_parameters(out_dir="/x")
     assert set(nb) == {"model", "dataset", "size", "fraction", "epochs", "batch_size", "lr", "seed", "device",
-                       "data_dir", "out_dir", "country_iso_code", "weights", "mode", "weights_dir"}
+                       "data_dir", "out_dir", "country_iso_code", "weights", "mode", "weights_dir",
+                       "eval_every_epoch"}
     assert "weights" not in scratch.notebook_parameters(out_dir="/x")
 
 
