@@ -21,13 +21,18 @@ from typing import Any
 
 from .errors import PeprError
 from .params import NAMES, RunParams
-from .train import Evaluation, classification_loss, evaluate, train_one_epoch  # noqa: F401 - the notebooks' steps
+from .train import (  # noqa: F401 - the notebooks' steps
+    EVAL_BATCH_SIZE,
+    Evaluation,
+    classification_loss,
+    evaluate,
+    train_one_epoch,
+)
 from .train import trainable_parameters as trainable  # noqa: F401
 
 PARAM_NAMES = NAMES  # the run parameters, in the record's order (pepr_utils.params)
 CHECKPOINT_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
-EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 
 
 def now() -> str:

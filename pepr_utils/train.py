@@ -32,6 +32,7 @@ PAPER_EPOCHS = 10
 PAPER_BATCH_SIZE = 32
 PAPER_LR = 5e-4
 
+EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 MULTI_LABEL = "multi-label, binary-class"
 BINARY = "binary-class"
 
@@ -117,7 +118,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = True
     channels_last: bool = True
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
     eval_every_epoch: bool = True
     deterministic: bool | None = None
     progress: bool = True
