@@ -25,8 +25,8 @@ from pepr_utils.allocator import MALLOC_ENV
 from pepr_utils.cli import main as cli_main
 from pepr_utils.errors import PeprError
 from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
-from pepr_utils.grid_timing import grid_timing
 from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
+from pepr_utils.grid_timing import grid_timing
 from pepr_utils.records import read_record, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
