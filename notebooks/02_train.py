@@ -118,10 +118,11 @@ if plan.status != "incompatible":
 
 # %% [markdown]
 # ## 4 · Train
-# The optimiser and the loss are the paper's; change them here. Batches come straight from uint8
-# tensors (reshuffled every epoch, seeded). The meter wraps all epochs: the training steps and the
-# per-epoch evaluation the paper's protocol includes. Inference time is measured afterwards on the
-# test set, in eval mode after a warm-up. An incompatible model skips this step.
+# The optimiser, the loss, the learning-rate schedule (none) and the augmentation (none) are the
+# paper's; change them here. Batches come straight from uint8 tensors (reshuffled every epoch, seeded).
+# The meter wraps all epochs: the training steps and the per-epoch evaluation the paper's protocol
+# includes. Inference time is measured afterwards on the test set, in eval mode after a warm-up. An
+# incompatible model skips this step.
 
 # %%
 history = []
@@ -129,7 +130,9 @@ if model is not None:
     device = ex.place(model, params.device)
     torch.manual_seed(params.seed)
     optimizer = torch.optim.Adam(ex.trainable(model), lr=params.lr)
+    scheduler = None  # the paper keeps lr fixed; e.g. torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, params.epochs)
     loss_fn = ex.classification_loss(data.info.task)  # cross-entropy (per label for multi-label tasks)
+    augment = None  # the paper trains on the images as they are; e.g. a random flip: lambda x: x.flip(-1)
     inputs = dict(device=device, run_size=plan.run_size, mean=mean, std=std)
     train_batches = ex.batches(data, "train", params.batch_size, shuffle=True, seed=params.seed, **inputs)
     val_batches = ex.batches(data, "val", ex.EVAL_BATCH_SIZE, **inputs)
@@ -137,7 +140,9 @@ if model is not None:
     with meter:
         for epoch in range(1, params.epochs + 1):
             trained = ex.train_one_epoch(model, train_batches, optimizer, loss_fn, device=device,
-                                         desc=f"epoch {epoch}/{params.epochs}")
+                                         augment=augment, desc=f"epoch {epoch}/{params.epochs}")
+            if scheduler is not None:
+                scheduler.step()
             if eval_every_epoch or epoch == params.epochs:  # evaluation never changes the training
                 val = ex.evaluate(model, val_batches, data.info.task, device=device)
                 test = ex.evaluate(model, test_batches, data.info.task, device=device)

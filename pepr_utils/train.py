@@ -368,12 +368,13 @@ def classification_loss(task: str):
 
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn, *,
                     device: str | torch.device, amp: bool = True, channels_last: bool = True,
-                    progress: bool = True, desc: str = "epoch") -> dict[str, float]:
+                    augment=None, progress: bool = True, desc: str = "epoch") -> dict[str, float]:
     """One pass over ``batches``: ``train_loss``, ``train_acc`` (running means), ``images``, ``epoch_time_s``.
 
     Frozen normalisation layers stay in eval mode (a linear probe leaves the backbone bit-identical); on
     CUDA the forward pass runs under autocast (bf16, or fp16 with a gradient scaler) on channels-last
     tensors; nothing synchronises the device per step. A non-finite loss raises (the run diverged).
+    ``augment`` (a function of a batch of images on the device) is applied to each training batch.
     """
     from tqdm.auto import tqdm
 
@@ -392,6 +393,8 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
     start = time.perf_counter()
     for x, y in batches:
         x, y = _to_device(x, y, device, use_cl)
+        if augment is not None:
+            x = augment(x)
         with autocast:
             logits = model(x)
             loss = loss_fn(logits, y)

@@ -138,6 +138,22 @@ def synthetic_batches(n=96, batch_size=32, seed=0):
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
 
 
+def test_train_one_epoch_applies_the_notebooks_augmentation():
+    from pepr_utils.train import classification_loss, train_one_epoch
+
+    seen = []
+
+    def augment(x):
+        seen.append(x.shape[0])
+        return x.flip(-1)
+
+    model = TinyNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    out = train_one_epoch(model, synthetic_batches(), optimizer, classification_loss("binary-class"), device="cpu",
+                          augment=augment, progress=False)
+    assert seen == [32, 32, 32] and out["images"] == 96 and out["train_loss"] > 0
+
+
 def test_fit_is_reproducible_and_keeps_history():
     def once():
         torch.manual_seed(0)
