@@ -46,25 +46,6 @@ def resolve_params(**values: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- data and model
-def data_summary(data: Any):
-    """Images per split and per class (a DataFrame), the first thing to look at in a run."""
-    import numpy as np
-    import pandas as pd
-
-    info = data.info
-    rows = {}
-    for name, split in data.splits.items():
-        labels = split.labels.numpy()
-        row = {"images": len(split)}
-        if labels.ndim == 1:
-            counts = np.bincount(labels, minlength=info.n_classes)
-            row.update({f"{k}: {v}": int(counts[int(k)]) for k, v in info.labels.items()})
-        rows[name] = row
-    table = pd.DataFrame(rows).T
-    table.index.name = f"{data.name} {data.size}px (train fraction {data.fraction:g})"
-    return table
-
-
 def input_normalisation(model: Any, weights: str | None, in_chans: int) -> tuple[Any, Any]:
     """Input mean/std: the pretrained weights' own for ImageNet weights, else MedMNIST's 0.5/0.5.
 
