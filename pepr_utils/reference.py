@@ -143,8 +143,3 @@ def load_models(
 ) -> pd.DataFrame:
     """The 131 models (``model_names.csv``): parameter count, type (CNN/Other) and the efficient flag."""
     return _read("model_names.csv", reference_dir, cache_dir, offline)
-
-
-def experiment_info() -> pd.DataFrame:
-    """:data:`EXPERIMENTS` as a table (one row per experiment)."""
-    return pd.DataFrame.from_dict(EXPERIMENTS, orient="index").rename_axis("experiment").reset_index()
