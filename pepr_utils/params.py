@@ -216,9 +216,6 @@ NAMES = tuple(f.name for f in dataclasses.fields(RunParams))
 #: Parameters with a default (parameters/defaults.yaml): the run parameters but the two every run names and
 #: the derived ``pretrained``, then the notebook settings outside the run id.
 DEFAULT_NAMES = tuple(n for n in NAMES if n not in ("model", "dataset", "pretrained")) + EXTRA_NAMES
-#: Their types for record validation: "str", "int", "num", "bool"; a trailing "?" allows None.
-KINDS = {f.name: {"str": "str", "int": "int", "float": "num", "bool": "bool", "str | None": "str?"}[f.type]
-         for f in dataclasses.fields(RunParams)}
 
 
 def _as_int(value: Any) -> Any:

@@ -16,6 +16,7 @@ Layout of a record (``SCHEMA_VERSION`` 1)::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import hashlib
 import io
@@ -26,6 +27,7 @@ import platform
 import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,23 +67,48 @@ ENV_FIELDS = (
 TOP_FIELDS = ("schema_version", "run_id", "status", "error", "started_at", "finished_at")
 SECTIONS = ("params", "model_info", "metrics", "resources", "env")
 
-# Types per field: "str", "int", "num" (int or float), "bool"; a trailing "?" allows None.
-_PARAM_TYPES = params_module.KINDS
-_MODEL_INFO_TYPES = {
-    "num_params": "int",
-    "trainable_params": "int",
-    "macs_per_image": "num?",
-    "input_size": "int?",
-}
-_METRIC_TYPES = {name: ("num" if name == "test_acc" else "num?") for name in METRIC_FIELDS if name not in FLOOR_FIELDS}
-_FLOOR_TYPES = {name: "num?" for name in FLOOR_FIELDS}
-_HISTORY_TYPES = {name: ("int" if name == "epoch" else "num?") for name in HISTORY_FIELDS}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a record field may hold: a value of ``types`` (numbers finite, bools only where asked for),
+    or null when ``optional``."""
+
+    words: str
+    types: tuple[type, ...]
+    optional: bool = False
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool):
+            return bool in self.types
+        return isinstance(value, self.types) and (not isinstance(value, float) or math.isfinite(value))
+
+    def or_null(self) -> Kind:
+        return dataclasses.replace(self, optional=True)
+
+    def __str__(self) -> str:
+        return self.words + (" or null" if self.optional else "")
+
+
+STR, INT, NUM, BOOL = (Kind("a string", (str,)), Kind("an integer", (int,)), Kind("a finite number", (int, float)),
+                       Kind("true or false", (bool,)))
+#: The run parameters' kinds, from the RunParams annotations.
+_PARAM_TYPES = {f.name: {"str": STR, "int": INT, "float": NUM, "bool": BOOL, "str | None": STR.or_null()}[f.type]
+                for f in dataclasses.fields(params_module.RunParams)}
+_MODEL_INFO_TYPES = {"num_params": INT, "trainable_params": INT, "macs_per_image": NUM.or_null(),
+                     "input_size": INT.or_null()}
+_METRIC_TYPES = {name: (NUM if name == "test_acc" else NUM.or_null()) for name in METRIC_FIELDS
+                 if name not in FLOOR_FIELDS}
+_FLOOR_TYPES = {name: NUM.or_null() for name in FLOOR_FIELDS}
+_HISTORY_TYPES = {name: (INT if name == "epoch" else NUM.or_null()) for name in HISTORY_FIELDS}
 #: The resources (pepr_utils.resources: a number, null allowed where not required), then how they were obtained.
 _RESOURCE_TYPES = {
-    **{r.column: "num" if r.required else "num?" for r in RESOURCES},
-    "energy_method": "str", "cpu_energy_kwh": "num?", "gpu_energy_kwh": "num?", "ram_energy_kwh": "num?",
-    "carbon_intensity_g_per_kwh": "num", "country_iso_code": "str?", "infer_time_ms_per_image": "num?",
-    "mem_kind": "str?",
+    **{r.column: NUM if r.required else NUM.or_null() for r in RESOURCES},
+    "energy_method": STR, "cpu_energy_kwh": NUM.or_null(), "gpu_energy_kwh": NUM.or_null(),
+    "ram_energy_kwh": NUM.or_null(), "carbon_intensity_g_per_kwh": NUM, "country_iso_code": STR.or_null(),
+    "infer_time_ms_per_image": NUM.or_null(), "mem_kind": STR.or_null(),
 }  # fmt: skip
 RESOURCE_FIELDS = tuple(_RESOURCE_TYPES)
 
@@ -284,28 +311,7 @@ def make_resources(
     return resources
 
 
-def _type_ok(value: Any, kind: str) -> bool:
-    optional = kind.endswith("?")
-    kind = kind.rstrip("?")
-    if value is None:
-        return optional
-    if kind == "bool":
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "int":
-        return isinstance(value, int)
-    if kind == "num":
-        return isinstance(value, int | float) and math.isfinite(value)
-    raise AssertionError(kind)
-
-
-_KIND_WORDS = {"str": "a string", "int": "an integer", "num": "a finite number", "bool": "true or false"}
-
-
-def _check_fields(section: str, values: Any, types: Mapping[str, str], *, require: bool = True) -> None:
+def _check_fields(section: str, values: Any, types: Mapping[str, Kind], *, require: bool = True) -> None:
     if not isinstance(values, Mapping):
         raise PeprError(
             f"record field {section!r} is {type(values).__name__}: expected an object with {', '.join(types)}"
@@ -315,9 +321,8 @@ def _check_fields(section: str, values: Any, types: Mapping[str, str], *, requir
             if require:
                 raise PeprError(f"record field {section}.{name} is missing")
             continue
-        if not _type_ok(values[name], kind):
-            words = _KIND_WORDS[kind.rstrip("?")] + (" or null" if kind.endswith("?") else "")
-            raise PeprError(f"record field {section}.{name} = {values[name]!r} is invalid: expected {words}")
+        if not kind.ok(values[name]):
+            raise PeprError(f"record field {section}.{name} = {values[name]!r} is invalid: expected {kind}")
 
 
 def _check_timestamp(name: str, value: Any) -> None:
