@@ -33,3 +33,19 @@ def test_the_method_is_in_the_notebook():
 def test_unknown_notebook_parameters_are_refused(tmp_path):
     with pytest.raises(PeprError, match="no parameter"):
         run_notebook_code("02_train", {"optimiser": "sgd"})
+
+
+@pytest.mark.parametrize("name", ["02_train", "03_finetune"])
+def test_notebook_parameter_defaults_are_the_run_defaults(name):
+    """The parameters cell spells parameters/defaults.yaml's values (one recipe, however a run starts)."""
+    import ast
+
+    from pepr_utils.params import defaults
+
+    cell = next(src for head, src in notebook_cells(NOTEBOOKS / f"{name}.py") if "parameters" in head)
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell).body
+              if isinstance(node, ast.Assign)}
+    expected = defaults()
+    for key, value in values.items():
+        if key in expected and not (key == "weights" and name == "03_finetune"):  # 03 starts from imagenet
+            assert value == expected[key], key
