@@ -158,6 +158,11 @@ def paired_units(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]],
     return units
 
 
+def accuracy_gain(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Test accuracy of side ``a`` minus side ``b``, seed by seed (the value of a paired accuracy claim)."""
+    return a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)
+
+
 def experiment_units(per_seed: pd.DataFrame, stat: Callable[[pd.DataFrame], float],
                      min_models: int) -> list[np.ndarray]:
     """One unit per experiment with ``min_models`` or more models: ``stat`` of each seed's models."""
@@ -214,15 +219,15 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
             judge(experiment_units(per_seed, size_trend(by), 3), -1, **kw))
     else:
         add(f"Small models win on {name}", "", "experiments", _untestable(f"{by} not scored"))
-    acc = lambda a, b: a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)  # noqa: E731
+
     pre = contexts(ok, "pretraining")
     add("ImageNet pretraining raises accuracy", "test accuracy, pretrained - scratch",
-        "model x dataset x fraction", judge(paired_units(ok, pre, acc), +1, **kw) if pre
+        "model x dataset x fraction", judge(paired_units(ok, pre, accuracy_gain), +1, **kw) if pre
         else _untestable("no pretrained and scratch runs at the same dataset and fraction"))
     add(*_data_and_compute(ok, cost, margin, kw))
     data = contexts(ok, "data")
     add("More training data raises accuracy", "test accuracy, largest - smallest fraction",
-        "model x dataset x regime", judge(paired_units(ok, data, acc), +1, **kw) if data
+        "model x dataset x regime", judge(paired_units(ok, data, accuracy_gain), +1, **kw) if data
         else _untestable("no experiment was run at two training fractions"))
     winners = experiment_units(per_seed, winner_size_gap(by), 2) if by in per_seed.columns else []
     result = judge(winners, -1, **kw) if winners else _untestable(f"{by} not scored")
@@ -243,8 +248,7 @@ def _data_and_compute(ok: pd.DataFrame, cost: str, margin: float, kw: dict) -> t
     pairs = contexts(ok, "pretraining_for_data")
     if not pairs:
         return claim, measure, "model x dataset", _untestable("no pretrained runs on less data than scratch runs")
-    acc = judge(paired_units(ok, pairs, lambda a, b: a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)),
-                +1, **kw)
+    acc = judge(paired_units(ok, pairs, accuracy_gain), +1, **kw)
     if cost not in ok.columns or ok[cost].isna().all():
         return claim, measure, "model x dataset", _untestable(f"{cost} not recorded")
     log_ratio = judge(paired_units(ok, pairs, lambda a, b: np.log(a[cost].to_numpy(float) / b[cost].to_numpy(float))),
