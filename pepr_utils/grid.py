@@ -39,8 +39,8 @@ from .grid_worker import (  # noqa: F401 - the worker half (execute_run and its 
     _child_main,
     _failure,
     _now,
-    _skip_slow_imports,
     execute_run,
+    skip_slow_imports,
 )
 
 __all__ = ["load_grid", "run_grid", "grid_states", "grid_status", "collect_grid", "grid_dir", "execute_run",

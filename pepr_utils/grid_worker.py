@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import fork_server
 from .allocator import MALLOC_ENV
 
 MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
@@ -56,7 +57,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         (tmp / "input.ipynb").write_bytes(task["notebook"])
         job = {"input": str(tmp / "input.ipynb"), "output": str(tmp / "executed.ipynb"), "cwd": str(out_dir),
                "parameters": {**task["parameters"], "out_dir": str(out_dir)}, "outcome": str(tmp / "outcome.json"),
-               "runner_pid": task.get("runner_pid"), "timeout_s": task.get("timeout_s")}
+               "watch_pids": [os.getpid(), task.get("runner_pid")], "timeout_s": task.get("timeout_s")}
         (tmp / "job.json").write_text(json.dumps(job), encoding="utf-8")
         env = dict(os.environ)
         if task.get("threads"):
@@ -69,17 +70,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         for var, value in MALLOC_ENV.items():
             env.setdefault(var, value)
         timeout = task.get("timeout_s")
-        cpu0 = _children_cpu_s()
-        with open(tmp / "papermill.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid_worker", str(tmp / "job.json")],
-                                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            try:
-                proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                _kill_tree(proc.pid)
-                proc.wait()
-                timed_out = True
+        returncode, cpu_s, timed_out = _start_child(tmp, env, timeout)
         outcome = _parse_outcome(tmp / "outcome.json")
         log_tail = _tail((tmp / "papermill.log").read_text(encoding="utf-8", errors="replace"))
         if timed_out:
@@ -87,17 +78,44 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
                               outcome.get("tail", "") if outcome else "")
         elif outcome is None:
             result = _failure(task["run_id"], "crashed",
-                              f"papermill exited with code {proc.returncode} without a result", log_tail)
+                              f"papermill exited with code {returncode} without a result", log_tail)
         else:
             result = {"run_id": task["run_id"], **outcome}
         files, left_out = _read_files(out_dir, task.get("max_file_bytes", MAX_FILE_BYTES))
         executed = tmp / "executed.ipynb"
-        cpu1 = _children_cpu_s()
         result.update(files=files, left_out=left_out, notebook=executed.read_bytes() if executed.exists() else None,
                       started_at=started_at, wall_s=round(time.perf_counter() - t0, 3),
-                      cpu_s=round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None,
-                      worker=socket.gethostname())
+                      cpu_s=None if cpu_s is None else round(cpu_s, 3), worker=socket.gethostname())
         return result
+
+
+def _start_child(tmp: Path, env: dict[str, str], timeout: float | None) -> tuple[int | None, float | None, bool]:
+    """Run ``python -m pepr_utils.grid_worker JOB.json``'s work for one run: (exit code, CPU s, timed out).
+
+    Forked from the worker's warm fork server where the system can fork (:mod:`pepr_utils.fork_server`),
+    else started as a new process. Either way in a process group of its own, killed with its kernel on a
+    timeout.
+    """
+    job, log = str(tmp / "job.json"), str(tmp / "papermill.log")
+    if fork_server.AVAILABLE:
+        server = fork_server.checkout(env)
+        try:
+            return server.run(job, log, env, timeout, on_timeout=_kill_tree)
+        finally:
+            fork_server.checkin(server)
+    cpu0 = _children_cpu_s()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid_worker", job],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc.pid)
+            proc.wait()
+            timed_out = True
+    cpu1 = _children_cpu_s()
+    return proc.returncode, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None), timed_out
 
 
 def _children_cpu_s() -> float | None:
@@ -150,16 +168,18 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
-    """In the papermill process: if the Dask worker (our parent) or the runner dies, kill our tree."""
+def _watch_parents(pids: list[int], interval_s: float = 1.0) -> None:
+    """In the papermill process: if our parent (the worker or its fork server), the worker or the runner
+    dies, kill our tree (the kernel)."""
     import psutil
 
     parent = os.getppid()
+    pids = [pid for pid in pids if pid]
 
     def watch() -> None:
         while True:
             time.sleep(interval_s)
-            gone = os.getppid() != parent or (runner_pid is not None and not psutil.pid_exists(runner_pid))
+            gone = os.getppid() != parent or not all(psutil.pid_exists(pid) for pid in pids)
             if gone:
                 me = psutil.Process()
                 for child in me.children(recursive=True):
@@ -172,24 +192,20 @@ def _watch_parents(runner_pid: int | None, interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
 
 
-def _ipc_kernel(folder: Path) -> dict[str, Any]:
-    """papermill options that start the kernel over IPC (Unix sockets in the run's private ``folder``).
+def _kernel_manager(folder: Path) -> dict[str, Any]:
+    """papermill options that fork the kernel from this (warm) process and connect to it over IPC
+    (Unix sockets in the run's private ``folder``).
 
     A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
-    IPC needs no port and no encryption. Not on Windows (no Unix sockets): there the default TCP stays.
+    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there the default
+    kernel start over TCP stays.
     """
-    if os.name != "posix":
+    if not fork_server.AVAILABLE:
         return {}
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(transport="ipc", ip=str(folder / "kernel"), **kwargs)
-
-    return {"kernel_manager_class": IPCKernelManager}
+    return {"kernel_manager_class": fork_server.forked_kernel_manager_class(str(folder / "kernel"))}
 
 
-def _skip_slow_imports() -> None:
+def skip_slow_imports() -> None:
     """Keep papermill's import from building a grammar no run needs (the fixed cost of every run).
 
     papermill -> nbformat -> jsonschema imports ``rfc3987_syntax`` when it is installed (it is, via
@@ -204,15 +220,15 @@ def _skip_slow_imports() -> None:
 def _child_main(job_path: str) -> int:
     """``python -m pepr_utils.grid JOB.json``: execute one notebook, write the outcome as JSON."""
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
-    _watch_parents(job.get("runner_pid"))
-    _skip_slow_imports()
+    _watch_parents(job.get("watch_pids") or [])
+    skip_slow_imports()
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     try:
         pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
                             cwd=job["cwd"], progress_bar=False, log_output=False,
-                            execution_timeout=job.get("timeout_s"), **_ipc_kernel(Path(job["input"]).parent))
+                            execution_timeout=job.get("timeout_s"), **_kernel_manager(Path(job["input"]).parent))
         outcome = {"ok": True, "reason": None}
     except pm.PapermillExecutionError as exc:
         trace = "\n".join(exc.traceback or [])
