@@ -410,15 +410,11 @@ def _catalogued_models() -> set[str]:
     return _CATALOGUED
 
 
-_TRAIN_COUNTS = {"lidc": 9300}
-
-
 def _train_count(dataset: str) -> int:
-    if dataset not in _TRAIN_COUNTS:
-        try:
-            import medmnist
+    """Training images of ``dataset`` by the dataset catalogue (a scheduling hint: 10,000 if unknown)."""
+    from .datasets import dataset_info
 
-            _TRAIN_COUNTS[dataset] = int(medmnist.INFO[dataset]["n_samples"]["train"])
-        except Exception:  # noqa: BLE001 - only a scheduling hint
-            _TRAIN_COUNTS[dataset] = 10000
-    return _TRAIN_COUNTS[dataset]
+    try:
+        return int((dataset_info(dataset).n_samples or {}).get("train", 10000))
+    except PeprError:
+        return 10000

@@ -28,9 +28,6 @@ from torch import nn
 from .errors import PeprError
 
 #: The paper's recipe.
-PAPER_EPOCHS = 10
-PAPER_BATCH_SIZE = 32
-PAPER_LR = 5e-4
 
 EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 MULTI_LABEL = "multi-label, binary-class"
@@ -39,6 +36,13 @@ BINARY = "binary-class"
 
 
 # --------------------------------------------------------------------------- validation
+def _recipe_default(name: str) -> Any:
+    """The paper's recipe as ``parameters/defaults.yaml`` states it (the one place it is written)."""
+    from .params import defaults
+
+    return defaults()[name]
+
+
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``; a one-line PeprError otherwise (bools and 2.5 are refused)."""
     if isinstance(value, str):
@@ -59,7 +63,7 @@ def check_lr(value: Any) -> float:
     except (TypeError, ValueError):
         lr = float("nan")
     if not math.isfinite(lr) or lr <= 0:
-        raise PeprError(f"lr must be a number > 0 (the paper uses {PAPER_LR}), got {value!r}")
+        raise PeprError(f"lr must be a number > 0 (the paper uses {_recipe_default('lr')}), got {value!r}")
     return lr
 
 
@@ -111,15 +115,15 @@ class TrainConfig:
     kept out of ``epoch_time_s``.
     """
 
-    epochs: int = PAPER_EPOCHS
-    batch_size: int = PAPER_BATCH_SIZE
-    lr: float = PAPER_LR
-    seed: int = 0
-    device: str = "cpu"
+    epochs: int = field(default_factory=lambda: _recipe_default("epochs"))
+    batch_size: int = field(default_factory=lambda: _recipe_default("batch_size"))
+    lr: float = field(default_factory=lambda: _recipe_default("lr"))
+    seed: int = field(default_factory=lambda: _recipe_default("seed"))
+    device: str = field(default_factory=lambda: _recipe_default("device"))
     amp: bool = True
     channels_last: bool = True
     eval_batch_size: int = EVAL_BATCH_SIZE
-    eval_every_epoch: bool = True
+    eval_every_epoch: bool = field(default_factory=lambda: _recipe_default("eval_every_epoch"))
     deterministic: bool | None = None
     progress: bool = True
 
