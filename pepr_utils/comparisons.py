@@ -139,12 +139,10 @@ def _pct(fraction) -> str:
 
 
 def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCES) -> tuple[str, str] | None:
-    """``(perf column, resource key)`` of a min-max PePR column (``pepr_e``, ``pepr_kappa_t``...), else None."""
-    for prefix in sorted(SCORE_PERFS, key=len, reverse=True):
-        rest = col[len(prefix):]
-        if col.startswith(prefix) and rest in resources:
-            return SCORE_PERFS[prefix], rest
-    return None
+    """``(perf column, resource key)`` of a min-max PePR column (``pepr_e``, ``pepr_kappa_t``...), else None:
+    looked up among the columns :func:`~pepr_utils.scoring.score_table` names, not parsed from the name."""
+    columns = {f"{prefix}{key}": (perf, key) for prefix, perf in SCORE_PERFS.items() for key in resources}
+    return columns.get(col)
 
 
 def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,

@@ -244,25 +244,34 @@ def warm_up() -> None:
 
 
 # --------------------------------------------------------------------------- the worker's side
+class ServerDown(RuntimeError):
+    """The fork server could not start a run (it failed to start, or died): start the run another way."""
+
+
 class ForkServer:
     """The worker's handle on its fork server: start it once, run one child at a time through it."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env_key = _env_key(env)
+        # unbuffered: select() on the pipe must see every answer not yet read (none may wait in a buffer)
         self.proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.fork_server"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, start_new_session=True)
+                                     stdout=subprocess.PIPE, env=env, start_new_session=True, bufsize=0)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def run(self, job: str, log: str, env: dict[str, str], timeout_s: float | None,
             on_timeout: Callable[[int], None]) -> tuple[int | None, float | None, bool]:
-        """Run ``job`` in a forked child; (exit code or None if the server died, CPU s, timed out)."""
-        self.proc.stdin.write((json.dumps({"job": job, "log": log, "env": env}) + "\n").encode())
-        self.proc.stdin.flush()
+        """Run ``job`` in a forked child: (exit code, CPU s, timed out); the exit code is None when the
+        server died under its child. :class:`ServerDown` when the server could not start the child."""
+        try:
+            self.proc.stdin.write((json.dumps({"job": job, "log": log, "env": env}) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise ServerDown(f"the fork server is gone ({exc})") from exc
         started = self._answer(None)
-        if started is None:
-            return None, None, False
+        if not isinstance(started, dict):
+            raise ServerDown(f"the fork server exited with code {self.proc.wait()} before starting the run")
         timed_out = False
         finished = self._answer(timeout_s)
         if finished == "timeout":
@@ -303,7 +312,9 @@ _lock = threading.Lock()
 
 
 def checkout(env: dict[str, str]) -> ForkServer:
-    """An idle fork server started with ``env``'s thread and malloc settings (a new one if none is idle)."""
+    """An idle fork server started with ``env``'s thread and malloc settings (a new one if none is idle).
+
+    Give the worker's environment, not a run's: the server outlives the run (its ``TMPDIR``, its id)."""
     key = _env_key(env)
     with _lock:
         for server in list(_servers):

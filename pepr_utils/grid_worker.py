@@ -97,14 +97,18 @@ def _start_child(tmp: Path, env: dict[str, str], timeout: float | None) -> tuple
     timeout.
     """
     job, log = str(tmp / "job.json"), str(tmp / "papermill.log")
+    Path(log).touch()
     if fork_server.AVAILABLE:
-        server = fork_server.checkout(env)
+        server = fork_server.checkout(_server_env(env))
         try:
             return server.run(job, log, env, timeout, on_timeout=_kill_tree)
+        except fork_server.ServerDown as exc:  # start this run as a new process instead, and say so in its log
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(f"pepr: {exc}; starting papermill as a new process\n")
         finally:
             fork_server.checkin(server)
     cpu0 = _children_cpu_s()
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "pepr_utils.grid_worker", job],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
@@ -116,6 +120,14 @@ def _start_child(tmp: Path, env: dict[str, str], timeout: float | None) -> tuple
             timed_out = True
     cpu1 = _children_cpu_s()
     return proc.returncode, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None), timed_out
+
+
+def _server_env(run_env: dict[str, str]) -> dict[str, str]:
+    """The environment a worker's fork server starts with: the run's, less what belongs to one run."""
+    env = {k: v for k, v in run_env.items() if k not in ("PEPR_GRID_RUN_ID", "TMPDIR")}
+    if "TMPDIR" in os.environ:
+        env["TMPDIR"] = os.environ["TMPDIR"]
+    return env
 
 
 def _children_cpu_s() -> float | None:

@@ -104,3 +104,12 @@ def test_the_server_forks_each_job_and_reports_exit_and_cpu_or_a_timeout(tmp_pat
     finally:
         server.close()
     assert not server.alive()
+
+
+def test_a_server_that_is_gone_says_so_so_the_worker_can_start_the_run_another_way(tmp_path):
+    server = fork_server.ForkServer(dict(os.environ))
+    server.proc.kill()
+    server.proc.wait()
+    with pytest.raises(fork_server.ServerDown, match="fork server"):
+        server.run(str(tmp_path / "job.json"), str(tmp_path / "log"), dict(os.environ), 5, on_timeout=lambda pid: None)
+    assert not server.alive()
