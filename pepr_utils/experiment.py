@@ -26,6 +26,7 @@ from .train import (  # noqa: F401 - the notebooks' steps
     Evaluation,
     classification_loss,
     evaluate,
+    speed_options,
     train_one_epoch,
 )
 from .train import trainable_parameters as trainable  # noqa: F401
@@ -125,20 +126,6 @@ def final_metrics(data: Any, val: Evaluation, test: Evaluation) -> dict[str, flo
     return metrics
 
 
-def speed_options(device: Any, eval_batch_size: int = EVAL_BATCH_SIZE, amp: bool = True) -> dict[str, Any]:
-    """What made the run fast (the record's ``env.speed_*``): layout, autocast, compile, evaluation, threads."""
-    import torch
-
-    from .train import autocast_for
-
-    device = torch.device(device)
-    _, dtype = autocast_for(device, amp)
-    return {"channels_last": device.type == "cuda", "autocast": str(dtype).replace("torch.", "") if dtype else None,
-            "compiled": False, "eval_batch_size": eval_batch_size, "eval_grad_mode": "inference_mode",
-            "torch_threads": torch.get_num_threads()}
-
-
-# --------------------------------------------------------------------------- record and save
 def make_record(params: RunParams, *, data: Any, plan: Any, started_at: str, model_info: dict | None = None,
                 history: list | None = None, val: Evaluation | None = None, test: Evaluation | None = None,
                 measurement: Any = None, infer_ms_per_image: float | None = None,

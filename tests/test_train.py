@@ -24,6 +24,7 @@ from pepr_utils.train import (
     fit,
     freeze_frozen_norms,
     inference_time_ms,
+    predict,
     resolve_device,
 )
 
@@ -130,6 +131,20 @@ class TinyNet(nn.Module):
         return self.head(self.features(x))
 
 
+def test_cpu_evaluation_in_channels_last_predicts_the_same_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = TinyNet(in_chans=3, num_classes=4)
+    x = torch.randn(64, 3, 16, 16)
+    batches = [(x[i:i + 32], torch.zeros(32, dtype=torch.long)) for i in (0, 32)]
+    _, plain = predict(model, batches, channels_last=False)
+    _, fast = predict(model, batches, channels_last=True)
+    assert np.allclose(plain, fast, atol=1e-5) and (plain.argmax(1) == fast.argmax(1)).all()
+    conv = model.features[0].weight
+    assert conv.is_contiguous() and not conv.is_inference() and model.training
+    model(x).sum().backward()  # still trainable: the weights are not inference tensors
+    assert conv.grad is not None
+
+
 def synthetic_batches(n=96, batch_size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 1, 12, 12, generator=g)
@@ -185,7 +200,8 @@ def test_fit_records_the_speed_options_it_used():
     torch.manual_seed(0)
     result = fit(TinyNet(), Batches(split, 16), val_batches=Batches(split, 64), task="binary-class",
                  config=TrainConfig(epochs=1, progress=False))
-    assert result.speed == {"channels_last": False, "autocast": None, "compiled": False, "eval_batch_size": 64,
+    assert result.speed == {"channels_last": False, "eval_channels_last": True, "autocast": None, "compiled": False,
+                            "eval_batch_size": 64,
                             "eval_grad_mode": "inference_mode", "torch_threads": torch.get_num_threads()}
 
 
