@@ -178,6 +178,19 @@ def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
     return ForkedKernelManager
 
 
+def kernel_options(ipc_folder: str | os.PathLike) -> dict[str, Any]:
+    """papermill options that fork the kernel from this process and connect to it over IPC (Unix sockets
+    under ``ipc_folder``; keep its path short: a socket path has a limit of about 100 characters).
+
+    A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
+    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there papermill's
+    default kernel start over TCP stays.
+    """
+    if not AVAILABLE:
+        return {}
+    return {"kernel_manager_class": forked_kernel_manager_class(str(ipc_folder))}
+
+
 # --------------------------------------------------------------------------- the server
 def _serve(child_main: Callable[[str], int]) -> int:
     """The fork server's loop: one JSON request per line on stdin, answers on stdout.

@@ -204,19 +204,6 @@ def _watch_parents(pids: list[int], interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="pepr-watch-parent").start()
 
 
-def _kernel_manager(folder: Path) -> dict[str, Any]:
-    """papermill options that fork the kernel from this (warm) process and connect to it over IPC
-    (Unix sockets in the run's private ``folder``).
-
-    A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
-    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there the default
-    kernel start over TCP stays.
-    """
-    if not fork_server.AVAILABLE:
-        return {}
-    return {"kernel_manager_class": fork_server.forked_kernel_manager_class(str(folder / "kernel"))}
-
-
 def skip_slow_imports() -> None:
     """Keep papermill's import from building a grammar no run needs (the fixed cost of every run).
 
@@ -240,7 +227,7 @@ def _child_main(job_path: str) -> int:
     try:
         pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
                             cwd=job["cwd"], progress_bar=False, log_output=False,
-                            execution_timeout=job.get("timeout_s"), **_kernel_manager(Path(job["input"]).parent))
+                            execution_timeout=job.get("timeout_s"), **fork_server.kernel_options(Path(job["input"]).parent / "kernel"))
         outcome = {"ok": True, "reason": None}
     except pm.PapermillExecutionError as exc:
         trace = "\n".join(exc.traceback or [])

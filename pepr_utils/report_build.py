@@ -8,10 +8,12 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from . import fork_server
 from .errors import PeprError
 from .fileio import atomic_dir, atomic_write_text
 
@@ -145,12 +147,12 @@ def build_report(
     params = {"results": paths if len(paths) > 1 else paths[0], "out_dir": ".", "budget": dict(budget or {}),
               "reference": dict(reference or {}), "top_k": int(top_k), "n_boot": int(n_boot), "seed": int(seed)}
     start = time.perf_counter()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="pepr-kernel-") as sockets:
         executed = tmp / NOTEBOOK_NAME
         try:
             pm.execute_notebook(str(source), str(executed), parameters=params, cwd=str(tmp),
                                 kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                execution_timeout=timeout_s)
+                                execution_timeout=timeout_s, **fork_server.kernel_options(Path(sockets) / "k"))
         except pm.PapermillExecutionError as exc:
             kept = out.with_name(out.name + ".failed.ipynb")
             shutil.copyfile(executed, kept)

@@ -342,12 +342,13 @@ def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
     return (out / "summary.md").read_text()
 
 
-def test_report_on_the_synthetic_study(study, tmp_path):
+def test_report_on_the_synthetic_study(study, tmp_path, capfd):
     from pepr_utils.report import build_report
 
     start = time.perf_counter()
     out = build_report(study, tmp_path / "report", budget={"energy_kwh": 0.01}, n_boot=200)
     elapsed = time.perf_counter() - start
+    assert "TCP" not in capfd.readouterr().err  # the kernel runs over IPC: no "running over TCP" warning
     summary = _check_report(out, EXPECTED_FIGURES, EXPECTED_TABLES)
     assert "2 failed and 1 incompatible" in summary
     assert "min-max PePR is undefined" in summary and SINGLE in summary
