@@ -91,38 +91,32 @@ def _ipykernel_argv(cmd: list[str]) -> list[str] | None:
     return None
 
 
-def _kernel_child(argv: list[str], cwd: str | None, env: dict[str, str] | None) -> None:
-    """In the forked child: become an IPython kernel, as ``python -m ipykernel_launcher ARGV`` would."""
+def _as_fresh_process(env: dict[str, str] | None, log: str | None = None) -> None:
+    """In a forked child: a session of its own (signals go to its group), stdin from /dev/null, stdout and
+    stderr into ``log`` if given, ``env`` as the whole environment and ``TMPDIR`` read again."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    if log is not None:
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    import tempfile
+
+    tempfile.tempdir = None
+
+
+def _run_then_exit(main: Callable[[], int]) -> None:
+    """Run a forked child's ``main`` and exit with its code: never return into the parent's stack."""
     code = 1
     try:
-        os.setsid()  # a session of its own, as jupyter_client starts kernels (signals go to its group)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        try:
-            signal.set_wakeup_fd(-1)  # papermill's event loop's, inherited
-        except ValueError:
-            pass
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        if env is not None:
-            os.environ.clear()
-            os.environ.update(env)
-        if cwd:
-            os.chdir(cwd)
-        import tempfile
-
-        tempfile.tempdir = None  # TMPDIR may differ from the parent's
-        import asyncio
-
-        asyncio.set_event_loop(asyncio.new_event_loop())  # not papermill's, inherited mid-run
-        from ipykernel.kernelapp import IPKernelApp
-
-        app = IPKernelApp.instance()
-        app.initialize([*argv, f"--IPKernelApp.parent_handle={os.getppid()}"])
-        app.start()
-        code = 0
-    except BaseException:  # noqa: BLE001 - never return into the parent's stack
+        code = main()
+    except BaseException:  # noqa: BLE001
         import traceback
 
         traceback.print_exc(file=sys.__stderr__)
@@ -133,6 +127,28 @@ def _kernel_child(argv: list[str], cwd: str | None, env: dict[str, str] | None) 
             except Exception:  # noqa: BLE001
                 pass
         os._exit(code)
+
+
+def _kernel_child(argv: list[str], cwd: str | None, env: dict[str, str] | None) -> int:
+    """In the forked child: become an IPython kernel, as ``python -m ipykernel_launcher ARGV`` would."""
+    _as_fresh_process(env)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)  # papermill's event loop's, inherited
+    except ValueError:
+        pass
+    if cwd:
+        os.chdir(cwd)
+    import asyncio
+
+    asyncio.set_event_loop(asyncio.new_event_loop())  # not papermill's, inherited mid-run
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize([*argv, f"--IPKernelApp.parent_handle={os.getppid()}"])
+    app.start()
+    return 0
 
 
 def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
@@ -153,7 +169,7 @@ def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _kernel_child(argv, kwargs.get("cwd"), kwargs.get("env"))
+                _run_then_exit(lambda: _kernel_child(argv, kwargs.get("cwd"), kwargs.get("env")))
             self.process = _ForkedProcess(pid)
             self.pid = self.pgid = pid
             self.cwd = kwargs.get("cwd")
@@ -218,30 +234,12 @@ def _serve(child_main: Callable[[str], int]) -> int:
 
 
 def _run_child(child_main: Callable[[str], int], request: dict) -> None:
-    code = 1
-    try:
-        os.setsid()  # its own process group: a timeout kills the run's tree and nothing else
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        os.close(devnull)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        import tempfile
+    """In the forked child: a fresh process for one run, its output in the run's log."""
+    def main() -> int:
+        _as_fresh_process(request["env"], log=request["log"])
+        return child_main(request["job"])
 
-        tempfile.tempdir = None
-        code = child_main(request["job"])
-    except BaseException:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc(file=sys.__stderr__)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    _run_then_exit(main)
 
 
 def warm_up() -> None:

@@ -227,7 +227,8 @@ def _child_main(job_path: str) -> int:
     try:
         pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
                             cwd=job["cwd"], progress_bar=False, log_output=False,
-                            execution_timeout=job.get("timeout_s"), **fork_server.kernel_options(Path(job["input"]).parent / "kernel"))
+                            execution_timeout=job.get("timeout_s"),
+                            **fork_server.kernel_options(Path(job["input"]).parent / "kernel"))
         outcome = {"ok": True, "reason": None}
     except pm.PapermillExecutionError as exc:
         trace = "\n".join(exc.traceback or [])

@@ -27,8 +27,6 @@ from torch import nn
 
 from .errors import PeprError
 
-#: The paper's recipe.
-
 EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 MULTI_LABEL = "multi-label, binary-class"
 BINARY = "binary-class"
@@ -265,10 +263,14 @@ def speed_options(device: str | torch.device, eval_batch_size: int | None = EVAL
     device = torch.device(device)
     _, dtype = autocast_for(device, amp)
     return {"channels_last": channels_last and device.type == "cuda",
-            "eval_channels_last": channels_last and device.type in ("cuda", "cpu"),
+            "eval_channels_last": _eval_channels_last(device, channels_last),
             "autocast": str(dtype).replace("torch.", "") if dtype else None, "compiled": False,
             "eval_batch_size": eval_batch_size, "eval_grad_mode": "inference_mode",
             "torch_threads": torch.get_num_threads()}
+
+
+def _eval_channels_last(device: torch.device, channels_last: bool) -> bool:
+    return channels_last and device.type in ("cuda", "cpu")
 
 
 @contextmanager
@@ -282,7 +284,7 @@ def _inference(model: nn.Module, device: torch.device, amp: bool, channels_last:
     keeps the default layout and the model is converted back after the evaluation. Yields
     ``(channels_last, autocast)``.
     """
-    use_cl = channels_last and device.type in ("cuda", "cpu")
+    use_cl = _eval_channels_last(device, channels_last)
     convert = use_cl and device.type == "cpu"
     was_training = model.training
     model.eval()
