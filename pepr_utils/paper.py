@@ -163,6 +163,8 @@ def top_k(
         top = ranked.head(k).assign(role=f"top-{k}")
         best = ranked.sort_values([perf, score, model], ascending=[False, False, True], kind="mergesort").head(1)
         parts += [top, best.assign(role="best accuracy")]
+    if not parts:  # no scored model (e.g. a study of one model: min-max is undefined): an empty table, same columns
+        return pd.DataFrame(columns=[group, "role", "rank", model, *df.columns.drop([group, model])])
     out = pd.concat(parts, ignore_index=True)
     first = [group, "role", "rank", model]
     return out[first + [c for c in out.columns if c not in first]]

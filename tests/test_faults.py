@@ -288,3 +288,13 @@ def test_readme_says_a_run_counts_once_recorded():
     """14. A finished but unrecorded run is redone after kill -9 of the runner: documented."""
     text = " ".join((ROOT / "README.md").read_text().split())
     assert "A run counts only once it is recorded" in text and "--retry-failed" in text
+
+
+# --------------------------------------------------------------------------- issue 19
+def test_a_study_of_one_run_is_reported(tmp_path):
+    """19.1 `pepr report` on one run (one model, one experiment) failed in cell 10: 'No objects to concatenate'."""
+    out = tmp_path / "report"
+    assert main(["report", str(run_dir(tmp_path)), "-o", str(out), "--n-boot", "10"]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "min-max PePR is undefined" in summary  # the sections that need two models say so
+    assert (out / "report.html").is_file() and (out / "tables" / "top5_pepr_e.csv").is_file()
