@@ -62,13 +62,14 @@ from pepr_utils import report as rp
 from pepr_utils import verdicts as vd
 
 pd.set_option("display.max_columns", 30)
-rep = rp.Report(Path(out_dir) if out_dir else rp.default_report_dir(results))
+rp.check_options(top_k=top_k, n_boot=n_boot, seed=seed, budget=budget, reference=reference)  # before any file
 
 # %%
 runs = an.load_results(results)
 ok, excluded = an.split_runs(runs)
 resources = an.available_resources(ok)
 an.require_scorable(runs, ok, resources)
+rep = rp.Report(Path(out_dir) if out_dir else rp.default_report_dir(results))  # parameters and runs checked: now write
 facts = an.study_facts(runs, ok)
 key = "e" if "e" in resources else next(iter(resources))  # the headline resource: energy when recorded
 main, cost = f"pepr_{key}", resources[key]

@@ -26,6 +26,7 @@ from .report_build import (  # noqa: F401 - `pepr report` (executing notebook 04
     HTML_NAME,
     NOTEBOOK_NAME,
     build_report,
+    check_options,
     check_report_dir,
     default_report_dir,
     export_html,

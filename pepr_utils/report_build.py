@@ -16,6 +16,7 @@ from pathlib import Path
 from . import fork_server
 from .errors import PeprError
 from .fileio import atomic_dir, atomic_write_text
+from .params import _is_int
 
 NOTEBOOK_NAME = "04_analysis.ipynb"
 HTML_NAME = "report.html"
@@ -104,6 +105,30 @@ def check_report_dir(out: str | os.PathLike) -> Path:
     return out
 
 
+def check_options(*, top_k: object, n_boot: object, seed: object, budget: Mapping | None = None,
+                  reference: Mapping | None = None) -> None:
+    """The analysis options (``pepr report``'s and notebook 04's parameters), checked before anything is written.
+
+    One rule set for both ways in: the notebook's first cell after its parameters calls this, so a
+    papermill run with ``n_boot = -1`` fails there with the same one-line message as the CLI, not deep
+    in numpy after half the report's tables are written.
+    """
+    from .analysis import parse_budget, parse_reference
+
+    problems = [f"{name} {value!r} must be an integer >= {minimum}{hint}"
+                for name, value, minimum, hint in (("top_k", top_k, 1, " (models per experiment in the top-k tables)"),
+                                                   ("n_boot", n_boot, 1, " (bootstrap replicates, e.g. 1000)"),
+                                                   ("seed", seed, 0, ""))
+                if not _is_int(value, minimum)]
+    if problems:
+        raise PeprError("; ".join(problems))
+    for name, value in (("budget", budget), ("reference", reference)):
+        if value is not None and not isinstance(value, Mapping):
+            raise PeprError(f"{name} {value!r} must be a mapping of resource to number, e.g. {{'energy_kwh': 0.01}}")
+    parse_budget(budget)
+    parse_reference(reference)
+
+
 def build_report(
     results: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
@@ -124,14 +149,7 @@ def build_report(
     """
     import papermill as pm
 
-    from .analysis import (
-        available_resources,
-        load_results,
-        parse_budget,
-        parse_reference,
-        require_scorable,
-        split_runs,
-    )
+    from .analysis import available_resources, load_results, require_scorable, split_runs
 
     items = [results] if isinstance(results, (str, os.PathLike)) else list(results)
     paths = [str(Path(p).expanduser().resolve()) for p in items]
@@ -139,10 +157,9 @@ def build_report(
     runs = load_results(paths)  # fail fast, with one-line errors, before starting a kernel
     ok, _ = split_runs(runs)
     require_scorable(runs, ok, available_resources(ok))
-    parse_budget(budget)
-    parse_reference(reference)
-    if int(top_k) < 1 or int(n_boot) < 1:
-        raise PeprError(f"top_k and n_boot must be positive integers, got {top_k!r} and {n_boot!r}")
+    check_options(top_k=top_k, n_boot=n_boot, seed=seed, budget=budget, reference=reference)
+    if not _is_int(timeout_s, 1):
+        raise PeprError(f"--timeout {timeout_s!r} must be a whole number of seconds >= 1 per notebook cell")
     source = notebook_path()
     params = {"results": paths if len(paths) > 1 else paths[0], "out_dir": ".", "budget": dict(budget or {}),
               "reference": dict(reference or {}), "top_k": int(top_k), "n_boot": int(n_boot), "seed": int(seed)}

@@ -228,6 +228,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]] | list[str], str]] = [
     ("report: results missing", ["report", "nothing.csv"], "nothing.csv"),
     ("report: -o a folder of someone else's (1)", foreign_report_dir, "thesis.tex"),
     ("report: -o a file (1)", lambda t: ["report", str(run_dir(t)), "-o", "in.csv"], "in.csv"),
+    ("report: negative timeout (19.9)", lambda t: ["report", str(run_dir(t)), "-o", "r", "--timeout", "-1"], "-1"),
+    ("report: negative seed (19.9)", lambda t: ["report", str(run_dir(t)), "-o", "r", "--seed", "-3"], "-3"),
+    ("report: n-boot zero", lambda t: ["report", str(run_dir(t)), "-o", "r", "--n-boot", "0"], "n_boot 0"),
     # -- pepr models
     ("grid: collect -o a folder", lambda t: (t / "res").mkdir() or ["grid", "collect", str(write_grid(t)),
                                                                    "-o", "res"], "'res'"),

@@ -298,3 +298,19 @@ def test_a_study_of_one_run_is_reported(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "min-max PePR is undefined" in summary  # the sections that need two models say so
     assert (out / "report.html").is_file() and (out / "tables" / "top5_pepr_e.csv").is_file()
+
+
+def test_analysis_notebook_checks_its_parameters_before_writing(tmp_path):
+    """19.4, 19.10 04_analysis through papermill with n_boot=-1 died in numpy after writing 46 files; top_k=0
+    after 12 tables. The parameter cell is checked first, as 02/03 check theirs, with the CLI's message."""
+    import papermill as pm
+
+    from pepr_utils.report import notebook_path
+
+    runs, out = run_dir(tmp_path), tmp_path / "report"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(notebook_path()), str(tmp_path / "run.ipynb"), cwd=str(tmp_path), progress_bar=False,
+                            parameters={"results": str(runs), "out_dir": str(out), "top_k": 0, "n_boot": -1})
+    assert err.value.ename == "PeprError"
+    assert "top_k 0 must be an integer >= 1" in err.value.evalue and "n_boot -1" in err.value.evalue
+    assert not out.exists()
