@@ -60,9 +60,11 @@ from IPython.display import display
 
 from pepr_utils import data_report as dr
 from pepr_utils.datasets import load_dataset
+from pepr_utils.params import check_param
 
 pd.set_option("display.width", 140)
 fractions = dr.check_fractions(fractions)
+seed = check_param("seed", seed)  # the grids' rule (an integer >= 0), before anything is written
 out = dr.resolve_out_dir(out_dir, dataset, size)
 
 # %% [markdown]

@@ -36,10 +36,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     dataset_info(args.dataset)  # unknown names fail before any work, listing the valid ones
     size = _parse_size(args.size)
     fractions = _parse_fractions(args.fractions)
-    try:
-        seed = int(args.seed)
-    except ValueError:
-        raise PeprError(f"--seed {args.seed!r} is not an integer") from None
+    from .params import check_param
+
+    seed = check_param("seed", args.seed)  # the grid's rule: an integer >= 0
 
     from tabulate import tabulate
 

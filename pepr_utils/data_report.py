@@ -231,7 +231,10 @@ def prepare(dataset: str, size: int = 28, fractions: float | Sequence[float] = (
 
     import matplotlib.pyplot as plt
 
+    from .params import check_param
+
     fractions = check_fractions(fractions)
+    seed = check_param("seed", seed)  # numpy refuses a negative seed only deep in the work
     ds = load_dataset(dataset, size, data_dir=data_dir, cache_dir=cache_dir, offline=offline, progress=progress)
     out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(dataset, size)
     if out.exists() and not out.is_dir():

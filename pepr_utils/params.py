@@ -211,6 +211,18 @@ class RunParams:
         return f"{'imagenet' if self.weights == 'imagenet' else 'checkpoint'}-{self.mode}"
 
 
+def check_param(name: str, value: Any) -> Any:
+    """One run parameter (e.g. ``seed`` of ``pepr data prepare`` or notebook 01) read and checked by the one
+    validator, :meth:`RunParams.problems`, so a step that takes only a seed refuses what a grid refuses."""
+    if name not in NAMES or name in ("model", "dataset"):
+        raise PeprError(f"unknown run parameter {name!r}; accepted: {', '.join(NAMES[2:])}")
+    params = RunParams.of(model="-", dataset="-", **{name: value})
+    problems = [message for key, message in params.problems() if key == name]
+    if problems:
+        raise PeprError(problems[0])
+    return getattr(params, name)
+
+
 #: The run parameters, in the record's order.
 NAMES = tuple(f.name for f in dataclasses.fields(RunParams))
 #: Parameters with a default (parameters/defaults.yaml): the run parameters but the two every run names and

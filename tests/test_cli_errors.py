@@ -197,6 +197,8 @@ CASES: list[tuple[str, Callable[[Path], list[str]] | list[str], str]] = [
     ("data: fraction not a number", ["data", "prepare", "--dataset", "pneumoniamnist", "--fractions", "half"],
      "'half'"),
     ("data: seed not an integer", ["data", "prepare", "--dataset", "pneumoniamnist", "--seed", "x1"], "'x1'"),
+    ("data: negative seed (19.2)", ["data", "prepare", "--dataset", "pneumoniamnist", "--seed", "-5",
+                                    "--no-progress"], "seed -5 must be an integer >= 0"),
     ("data: label 9 of 2 classes (4)", lambda t: bad_labels(t, "train", [0, 1, 9]), "9"),
     ("data: label -1 (4)", lambda t: bad_labels(t, "val", [0, -1]), "-1"),
     ("data: label NaN (4)", lambda t: bad_labels(t, "test", [0.0, np.nan]), "nan"),
