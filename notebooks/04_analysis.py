@@ -79,7 +79,8 @@ main, cost = f"pepr_{key}", resources[key]
 #
 # One row per claim: the evidence (units compared, mean with a 95% interval that resamples units and
 # seeds, Wilcoxon p, rank-biserial r) and the verdict. The second table gives the verdict on each seed's
-# runs alone: a verdict that changes with the seed is not one to rely on.
+# runs alone: a verdict that changes with the seed is not one to rely on. Only models that beat their
+# majority-class floor give evidence; the ones that did not are listed apart, "at floor", after the verdicts.
 
 # %%
 verdicts = vd.verdict_table(ok, resources=resources, by=main, seed=seed)
@@ -87,6 +88,9 @@ by_seed = vd.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=s
 rep.table(verdicts, "verdicts")
 rep.table(by_seed, "verdicts_by_seed")
 rep.text(rp.say_verdicts(verdicts, by_seed))
+floor = vd.at_floor(ok)
+rep.table(floor, "at_floor")
+rep.text(rp.say_at_floor(floor, ok))
 
 # %% [markdown]
 # ## 2. What was run

@@ -298,10 +298,12 @@ def say_floor(scored: pd.DataFrame) -> str:
 
 def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) -> str:
     """The verdict on each of the paper's claims in one sentence, and whether it holds in every seed."""
+    from .verdicts import UNTESTED
+
     lines = []
     for i, v in verdicts.reset_index(drop=True).iterrows():
-        if v["verdict"] == "not testable":
-            lines.append(f"{v['claim']}: **not testable** ({v['why']}).")
+        if v["verdict"] in UNTESTED:
+            lines.append(f"{v['claim']}: **{v['verdict']}** ({v['why']}).")
             continue
         held = ""
         if by_seed is not None and len(by_seed) > i and any(c.startswith("seed ") for c in by_seed.columns):
@@ -314,6 +316,18 @@ def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) ->
                      + (f"; {v['why']}" if v["why"] else "") + "." + held)
     return ("Each claim of the paper tested on these runs. Intervals resample units and, within each, seeds; "
             "p is a Wilcoxon signed-rank test on the units' seed means:\n\n" + _bullets(lines))
+
+
+def say_at_floor(floor: pd.DataFrame, ok: pd.DataFrame) -> str:
+    """The model-experiments left out of every verdict because they did not learn (verdicts.at_floor)."""
+    total = ok.groupby(["experiment", "model"]).ngroups if len(ok) else 0
+    if not len(floor):
+        return f"**At floor:** none; all {plural(total, 'model-experiment')} learned and give evidence to the verdicts."
+    by_exp = floor.groupby("experiment", sort=True)["model"].apply(lambda m: ", ".join(m))
+    return (f"**At floor: {len(floor)} of {plural(total, 'model-experiment')}** did not beat their majority-class "
+            "floor in every seed, so they give no evidence to any verdict above (they are not counted as "
+            "against a claim either; each verdict says how many of its units they removed):\n\n"
+            + _bullets([f"`{e}`: {m}" for e, m in by_exp.items()]))
 
 
 def say_params_trend(scored: pd.DataFrame, cols: Sequence[str] = ("test_acc", "pepr_e")) -> str:

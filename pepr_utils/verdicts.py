@@ -9,7 +9,19 @@ means (two-sided). A verdict needs p < alpha:
 * ``supported``: the effect goes the claimed way; ``reversed``: significantly the other way;
 * ``not supported``: no significant effect (the interval says how large an effect is still possible);
 * ``not testable``: too few units, or so few that the test cannot reach p < alpha by construction
-  (a two-sided Wilcoxon test needs 6 non-zero pairs for p < 0.05).
+  (a two-sided Wilcoxon test needs 6 non-zero pairs for p < 0.05);
+* ``not testable (models at their floor)``: there would be enough units, but too few of them come from
+  models that learned (see below).
+
+**Only models that learned give evidence.** A model *learned* in an experiment when every one of its
+seeds beats the majority-class floor (``above_floor``: test accuracy above ``majority_acc`` and Cohen's
+kappa above 0 at p < 0.05; stricter than "the seed mean beats ``majority_acc``", and the same rule that
+flags a model with a warning in the report). A paired unit (one model in two experiments) counts only
+when the model learned on both sides; an experiment-level unit (size trend, winner size) is computed
+over the models of that experiment that learned, and only when there are ``MIN_MODELS`` (3) or more of
+them (their PePR is normalised among them). Every unit left out is counted in the verdict's ``why``;
+runs without a recorded floor count as learned (old records). The verdict vocabulary is
+:data:`VERDICTS`, one entry per verdict with its meaning.
 
 Values are compared within one normalisation only: paired PePR values are never used here, and the
 per-experiment statistics (size trend, winner sizes) use PePR normalised within experiment and seed.
@@ -18,16 +30,29 @@ per-experiment statistics (size trend, winner sizes) use PePR normalised within 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .analysis import RESOURCES, label, per_seed_scores
+from .analysis import HYPER_FIELDS, RESOURCES, label, per_seed_scores
 
 #: Accuracy a fine-tuned model on little data may lose against scratch on all data and still count as
 #: "needing less data" (non-inferiority margin, in accuracy points).
 NONINFERIORITY_MARGIN = 0.02
-VERDICTS = ("supported", "not supported", "reversed", "not testable")
+#: Fewest models that learned an experiment needs to give an experiment-level unit (size trend, winner).
+MIN_MODELS = 3
+AT_FLOOR = "not testable (models at their floor)"
+#: The verdicts, each with what it means: the one vocabulary the table, the report and the tests use.
+VERDICTS: dict[str, str] = {
+    "supported": "significant (p < alpha) the claimed way",
+    "reversed": "significant the other way",
+    "not supported": "no significant effect; the interval says how large an effect is still possible",
+    "not testable": "too few units for the test to reach p < alpha by construction",
+    AT_FLOOR: "enough units were run, but too few come from models that beat their majority-class floor",
+}
+#: The verdicts that say no test was made (the report gives their reason instead of numbers).
+UNTESTED = ("not testable", AT_FLOOR)
 COLUMNS = ["claim", "measure", "units", "n", "mean", "ci_lo", "ci_hi", "p", "effect_r", "verdict", "why"]
 
 
@@ -71,10 +96,12 @@ def min_units_for(alpha: float) -> int:
     return n
 
 
-def judge(units: Sequence[np.ndarray], direction: int, *, alpha: float = 0.05, n_boot: int = 2000,
+def judge(units: Sequence[np.ndarray] | Units, direction: int, *, alpha: float = 0.05, n_boot: int = 2000,
           seed: int = 0) -> dict:
-    """Mean, interval, p, effect and verdict for units whose claimed effect has sign ``direction``."""
-    units = [np.asarray(u, dtype=float) for u in units]
+    """Mean, interval, p, effect and verdict for units whose claimed effect has sign ``direction``
+    (``units`` may carry the units left out at their floor: they are counted in ``why``)."""
+    left = units if isinstance(units, Units) else Units(list(units))
+    units = [np.asarray(u, dtype=float) for u in left.values]
     units = [u[np.isfinite(u)] for u in units]
     units = [u for u in units if len(u)]
     means = np.array([u.mean() for u in units])
@@ -85,7 +112,7 @@ def judge(units: Sequence[np.ndarray], direction: int, *, alpha: float = 0.05, n
     need = min_units_for(alpha)
     nonzero = int((means != 0).sum())
     if nonzero < need:
-        out.update(verdict="not testable",
+        out.update(verdict=AT_FLOOR if left.left_out and nonzero + left.left_out >= need else "not testable",
                    why=f"{nonzero} non-zero units: a Wilcoxon test needs {need} to reach p < {alpha:g}")
     elif not np.isfinite(p) or p >= alpha:
         out.update(verdict="not supported", why=f"no significant effect (p = {p:.2g})")
@@ -93,6 +120,8 @@ def judge(units: Sequence[np.ndarray], direction: int, *, alpha: float = 0.05, n
         out.update(verdict="supported", why=f"p = {p:.2g}; {_share(means, direction)} units the claimed way")
     else:
         out.update(verdict="reversed", why=f"significant the other way (p = {p:.2g})")
+    if left.left_out:
+        out["why"] += f"; {left.note}"
     return out
 
 
@@ -101,8 +130,47 @@ def _share(means: np.ndarray, direction: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ units
+@dataclass
+class Units:
+    """A claim's units (one array of per-seed values each) and how many were left out, and why."""
+
+    values: list[np.ndarray] = field(default_factory=list)
+    left_out: int = 0
+    of: int = 0
+    reason: str = "a model at its majority-class floor"
+
+    @property
+    def note(self) -> str:
+        return f"{self.left_out} of {self.of} units left out ({self.reason})" if self.left_out else ""
+
+
+def with_learned(ok: pd.DataFrame) -> pd.DataFrame:
+    """``learned`` per run: True when every seed of its model in its experiment beats the floor
+    (``above_floor``; unknown counts as beating it). The one rule of this module's docstring."""
+    ok = ok.copy()
+    floor = ok["above_floor"] if "above_floor" in ok.columns else pd.Series(np.nan, index=ok.index)
+    worst = floor.groupby([ok["experiment"], ok["model"]]).transform("min")
+    ok["learned"] = worst.fillna(1.0).to_numpy() > 0
+    return ok
+
+
+def at_floor(ok: pd.DataFrame) -> pd.DataFrame:
+    """The model-experiments left out of every verdict because they did not learn (shown apart)."""
+    ok = with_learned(ok)
+    cols = [c for c in ("test_acc", "majority_acc", "test_kappa") if c in ok.columns]
+    left = ok[~ok["learned"]]
+    table = left.groupby(["experiment", "model"], sort=True).agg(
+        seeds=("seed", "nunique"), **{c: (c, "mean") for c in cols})
+    return table.reset_index()
+
+
 def _experiments(ok: pd.DataFrame) -> pd.DataFrame:
-    return ok.drop_duplicates("experiment")[["experiment", "dataset", "size", "fraction", "regime"]]
+    """One row per experiment with its keys; ``setting`` holds the hyper-parameters (epochs, batch size,
+    lr) that distinguish experiments of one dataset, size, fraction and regime (``-e3`` vs ``-e10``)."""
+    exps = ok.drop_duplicates("experiment")
+    hyper = [h for h in HYPER_FIELDS if h in exps.columns]
+    setting = exps[hyper].astype(str).agg("/".join, axis=1) if hyper else pd.Series("", index=exps.index)
+    return exps[["experiment", "dataset", "size", "fraction", "regime"]].assign(setting=setting.to_numpy())
 
 
 def _pretrained_regime(exps: pd.DataFrame) -> str | None:
@@ -110,51 +178,65 @@ def _pretrained_regime(exps: pd.DataFrame) -> str | None:
     return "imagenet-full" if "imagenet-full" in regimes else (regimes[0] if regimes else None)
 
 
+def _cross(a: pd.DataFrame, b: pd.DataFrame) -> list[tuple[str, str]]:
+    """Every experiment of ``a`` against every one of ``b`` (several when they differ only by epochs)."""
+    return [(x, y) for x in a["experiment"] for y in b["experiment"]]
+
+
 def contexts(ok: pd.DataFrame, kind: str) -> list[tuple[str, str]]:
     """Pairs of experiments ``(a, b)`` a paired claim compares, one per context:
 
-    * ``pretraining``: ImageNet-pretrained vs scratch at the same dataset, size and fraction;
+    * ``pretraining``: ImageNet-pretrained vs scratch at the same dataset, size and fraction, and the
+      same setting (epochs, batch size, lr) where scratch was run with it;
     * ``data``: the largest vs the smallest training fraction at the same dataset, size and regime;
     * ``pretraining_for_data``: pretrained at the smallest fraction vs scratch at the largest one.
+
+    Experiments that differ only by their setting are never merged: at one fraction, each setting is
+    paired with each setting of the other side (a model then gives one unit per pair of settings).
     """
     exps = _experiments(ok)
     pre = _pretrained_regime(exps)
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     if kind == "data":
         for _, g in exps.groupby(["dataset", "size", "regime"], sort=True):
             if g["fraction"].nunique() >= 2:
-                g = g.sort_values("fraction")
-                pairs.append((g["experiment"].iloc[-1], g["experiment"].iloc[0]))
+                pairs += _cross(g[g["fraction"] == g["fraction"].max()], g[g["fraction"] == g["fraction"].min()])
         return pairs
     if pre is None:
         return pairs
     for _, g in exps.groupby(["dataset", "size"], sort=True):
         scratch, tuned = g[g["regime"] == "scratch"], g[g["regime"] == pre]
         if kind == "pretraining":
-            for f in sorted(set(scratch["fraction"]) & set(tuned["fraction"])):
-                pairs.append((tuned[tuned["fraction"] == f]["experiment"].iloc[0],
-                              scratch[scratch["fraction"] == f]["experiment"].iloc[0]))
+            for (f, setting), t in tuned.groupby(["fraction", "setting"], sort=True):
+                same = scratch[scratch["fraction"] == f]
+                pairs += _cross(t, same[same["setting"] == setting] if (same["setting"] == setting).any() else same)
         elif kind == "pretraining_for_data" and len(scratch) and len(tuned):
             small, large = tuned["fraction"].min(), scratch["fraction"].max()
             if small < large:
-                pairs.append((tuned[tuned["fraction"] == small]["experiment"].iloc[0],
-                              scratch[scratch["fraction"] == large]["experiment"].iloc[0]))
+                pairs += _cross(tuned[tuned["fraction"] == small], scratch[scratch["fraction"] == large])
     return pairs
 
 
 def paired_units(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]],
-                 value: Callable[[pd.Series, pd.Series], np.ndarray]) -> list[np.ndarray]:
+                 value: Callable[[pd.Series, pd.Series], np.ndarray]) -> Units:
     """One unit per model present in both experiments of a pair: ``value(a_runs, b_runs)`` per seed,
-    the runs of both sides matched by seed (a seed decides the initial head, batch order and fraction)."""
-    units = []
+    the runs of both sides matched by seed (a seed decides the initial head, batch order and fraction).
+    A unit whose model did not learn on either side is left out and counted."""
+    ok = ok if "learned" in ok.columns else with_learned(ok)
+    units = Units(reason="a side at its majority-class floor")
     for a, b in pairs:
         runs_a, runs_b = ok[ok["experiment"] == a], ok[ok["experiment"] == b]
         for model in sorted(set(runs_a["model"]) & set(runs_b["model"])):
             ra = runs_a[runs_a["model"] == model].drop_duplicates("seed").set_index("seed")
             rb = runs_b[runs_b["model"] == model].drop_duplicates("seed").set_index("seed")
             seeds = sorted(set(ra.index) & set(rb.index))
-            if seeds:
-                units.append(np.asarray(value(ra.loc[seeds], rb.loc[seeds]), dtype=float))
+            if not seeds:
+                continue
+            units.of += 1
+            if not (ra["learned"].all() and rb["learned"].all()):
+                units.left_out += 1
+                continue
+            units.values.append(np.asarray(value(ra.loc[seeds], rb.loc[seeds]), dtype=float))
     return units
 
 
@@ -163,15 +245,29 @@ def accuracy_gain(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     return a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)
 
 
-def experiment_units(per_seed: pd.DataFrame, stat: Callable[[pd.DataFrame], float],
-                     min_models: int) -> list[np.ndarray]:
-    """One unit per experiment with ``min_models`` or more models: ``stat`` of each seed's models."""
-    units = []
-    for _, g in per_seed.groupby("experiment", sort=True):
-        values = [stat(s) for _, s in g.groupby("seed", sort=True) if s["model"].nunique() >= min_models]
+def learned_scores(ok: pd.DataFrame, resources: Mapping[str, str]) -> pd.DataFrame:
+    """Per-seed PePR of the models that learned, normalised among them (within experiment and seed)."""
+    ok = ok if "learned" in ok.columns else with_learned(ok)
+    kept = ok[ok["learned"]]
+    return per_seed_scores(kept, resources) if len(kept) else kept
+
+
+def experiment_units(ok: pd.DataFrame, per_seed: pd.DataFrame, stat: Callable[[pd.DataFrame], float],
+                     min_models: int = MIN_MODELS) -> Units:
+    """One unit per experiment in which ``min_models`` or more models learned: ``stat`` of each seed's
+    learned models (``per_seed``: :func:`learned_scores`). Experiments with fewer are left out, counted."""
+    units = Units(reason=f"fewer than {min_models} models beat their majority-class floor")
+    for exp, g in ok.groupby("experiment", sort=True):
+        if g["model"].nunique() < min_models:
+            continue  # never enough models to test: not a unit, at the floor or not
+        units.of += 1
+        mine = per_seed[per_seed["experiment"] == exp] if len(per_seed) else per_seed
+        values = [stat(s) for _, s in mine.groupby("seed", sort=True) if s["model"].nunique() >= min_models]
         values = [v for v in values if np.isfinite(v)]
         if values:
-            units.append(np.asarray(values))
+            units.values.append(np.asarray(values))
+        else:
+            units.left_out += 1
     return units
 
 
@@ -205,7 +301,8 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
     verdict, from the scored runs ``ok`` (one row per run, several seeds allowed)."""
     key = by[len("pepr_"):]
     cost = resources.get(key, "energy_kwh")
-    per_seed = per_seed_scores(ok, resources) if len(ok) else ok
+    ok = with_learned(ok)
+    per_seed = learned_scores(ok, resources) if len(ok) else ok
     kw = {"alpha": alpha, "n_boot": n_boot, "seed": seed}
     rows = []
 
@@ -213,10 +310,11 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
         rows.append({"claim": claim, "measure": measure, "units": units_label, **result})
 
     name = label(by)
-    if by in per_seed.columns:
+    scored = key in resources and resources[key] in ok.columns
+    if scored:
         add(f"Small models win on {name} ({name} falls with model size)",
             f"Spearman rho(parameters, {name}) per experiment", "experiments",
-            judge(experiment_units(per_seed, size_trend(by), 3), -1, **kw))
+            judge(experiment_units(ok, per_seed, size_trend(by)), -1, **kw))
     else:
         add(f"Small models win on {name}", "", "experiments", _untestable(f"{by} not scored"))
 
@@ -229,11 +327,8 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
     add("More training data raises accuracy", "test accuracy, largest - smallest fraction",
         "model x dataset x regime", judge(paired_units(ok, data, accuracy_gain), +1, **kw) if data
         else _untestable("no experiment was run at two training fractions"))
-    winners = experiment_units(per_seed, winner_size_gap(by), 2) if by in per_seed.columns else []
-    result = judge(winners, -1, **kw) if winners else _untestable(f"{by} not scored")
-    below = _winners_below_floor(per_seed, by)
-    if below:
-        result["why"] += f"; {below}"
+    result = (judge(experiment_units(ok, per_seed, winner_size_gap(by)), -1, **kw) if scored
+              else _untestable(f"{by} not scored"))
     add(f"{name} prefers smaller models than accuracy",
         f"log10 parameters of the {name} winner - of the most accurate model", "experiments", result)
     table = pd.DataFrame(rows)
@@ -256,8 +351,9 @@ def _data_and_compute(ok: pd.DataFrame, cost: str, margin: float, kw: dict) -> t
     ratio = np.exp([log_ratio["mean"], log_ratio["ci_lo"], log_ratio["ci_hi"]])
     cheaper = log_ratio["verdict"] == "supported"
     not_worse = np.isfinite(acc["ci_lo"]) and acc["ci_lo"] > -margin
-    if acc["verdict"] == "not testable" or log_ratio["verdict"] == "not testable":
-        verdict, why = "not testable", acc["why"] if acc["verdict"] == "not testable" else log_ratio["why"]
+    untestable = [r for r in (acc, log_ratio) if r["verdict"] in UNTESTED]
+    if untestable:
+        verdict, why = untestable[0]["verdict"], untestable[0]["why"]
     elif cheaper and not_worse:
         verdict, why = "supported", ""
     elif log_ratio["verdict"] == "reversed" and acc["mean"] <= 0:
@@ -271,18 +367,6 @@ def _data_and_compute(ok: pd.DataFrame, cost: str, margin: float, kw: dict) -> t
         f"{label(cost)} x{ratio[0]:.2g} [{ratio[1]:.2g}, {ratio[2]:.2g}] (p = {log_ratio['p']:.2g}); "
         f"accuracy margin {margin:g}")
     return claim, measure, "model x dataset", {**acc, "verdict": verdict, "why": why}
-
-
-def _winners_below_floor(per_seed: pd.DataFrame, by: str) -> str:
-    if "above_floor" not in per_seed.columns or by not in per_seed.columns:
-        return ""
-    tops = per_seed.dropna(subset=[by]).sort_values([by, "test_acc"], ascending=False).groupby(
-        ["experiment", "seed"], sort=True).head(1)
-    below = tops[tops["above_floor"] == 0]
-    if not len(below):
-        return ""
-    return (f"{len(below)} of {len(tops)} winners do not beat their majority-class floor "
-            f"({', '.join(sorted(set(below['model'])))})")
 
 
 def _untestable(why: str) -> dict:

@@ -172,3 +172,53 @@ def test_interval_resamples_seeds_within_units():
     assert lo < 0 < hi
     lo1, hi1 = vd.unit_bootstrap([u.mean(keepdims=True) for u in units], n_boot=2000, seed=0)
     assert hi1 - lo1 < (hi - lo) / 3
+
+
+# ------------------------------------------------------------------------------- models at their floor
+def _below_floor(ok: pd.DataFrame, where) -> pd.DataFrame:
+    """The runs ``where`` learned nothing: accuracy under the majority-class floor, kappa 0."""
+    ok = ok.copy()
+    ok.loc[where, "majority_acc"] = ok.loc[where, "test_acc"] + 0.05
+    ok.loc[where, ["test_kappa", "test_kappa_p"]] = [0.0, 0.5]
+    return an.add_floor(ok)
+
+
+def test_every_accuracy_below_the_floor_makes_every_claim_untestable():
+    """The issue's planted case: with garbage accuracies PePR-E is energy alone and the cheapest model
+    'wins'; no claim may be supported, reversed or not supported."""
+    ok = _below_floor(_runs(pretrain_gain=0.08), slice(None))
+    v = _verdicts(ok)
+    assert (v["verdict"] == vd.AT_FLOOR).all(), v["verdict"]
+    assert v["why"].str.contains("left out").all()
+    assert set(vd.at_floor(ok)["model"]) == set(SIZES)
+    assert "At floor: 48 of 48 model-experiments" in rp.say_at_floor(vd.at_floor(ok), ok)
+    assert "not testable (models at their floor)" in rp.say_verdicts(v.reset_index())
+
+
+def test_a_mixed_study_tests_only_the_models_that_learned():
+    ok = _runs(pretrain_gain=0.08)
+    ok = _below_floor(ok, (ok["dataset"] == "z") | ((ok["dataset"] == "x") & (ok["fraction"] == 1.0)
+                                                     & (ok["regime"] == "imagenet-full") & (ok["model"] == "b")))
+    v = _verdicts(ok)
+    pre = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
+    # 18 pairs: 6 on dataset z and b at 100% on x have a side at the floor
+    assert pre["verdict"] == "supported" and pre["n"] == 11 and "7 of 18 units left out" in pre["why"]
+    small = v.filter(like="Small models win", axis=0).iloc[0]
+    # 12 experiments: 4 on z, and x-1-imagenet keeps 2 learned models (3 needed)
+    assert small["verdict"] == "supported" and small["n"] == 7 and "5 of 12 units left out" in small["why"]
+    # only one seed of a model below its floor: the model did not learn in that experiment
+    one_seed = _below_floor(_runs(), lambda d: (d["model"] == "a") & (d["seed"] == 1) & (d["dataset"] == "x"))
+    learned = vd.with_learned(one_seed)
+    assert not learned.loc[(learned["model"] == "a") & (learned["dataset"] == "x"), "learned"].any()
+    assert learned.loc[learned["dataset"] != "x", "learned"].all()
+
+
+def test_experiments_differing_only_by_epochs_are_not_merged():
+    ok = _runs(pretrain_gain=0.08)
+    extra = ok[ok["fraction"] == 0.1].assign(epochs=10, run_id=lambda d: d["run_id"] + "-e10")
+    ok, _ = an.split_runs(an.prepare_runs(pd.concat([ok, extra], ignore_index=True)))
+    assert {"x-28px-0.1-scratch-e3", "x-28px-0.1-scratch-e10", "x-28px-1-scratch-e3"} <= set(ok["experiment"])
+    pairs = vd.contexts(ok, "pretraining")
+    assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e10") in pairs
+    assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e3") not in pairs
+    assert len(pairs) == 9  # 3 datasets x (1.0, 0.1 e3, 0.1 e10)
