@@ -33,12 +33,13 @@ def check_output_file(path: str | Path, option: str = "-o") -> Path:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from .fileio import atomic_path
-    from .score import parse_pairs, pepr
+    from .score import check_rows, parse_pairs, pepr
 
     src = Path(args.input)
+    if src.is_dir():
+        raise PeprError(f"input {str(src)!r} is a folder; expected a CSV file with performance and resource columns")
     if not src.is_file():
         raise PeprError(f"input file {str(src)!r} not found; expected a CSV file with a performance and resource columns")
     out = check_output_file(args.output)
@@ -46,19 +47,42 @@ def _cmd_score(args: argparse.Namespace) -> int:
         perf_scale = float(args.perf_scale)
     except ValueError:
         raise PeprError(f"--perf-scale {args.perf_scale!r} is not a number; expected e.g. 100 for percentages") from None
-    try:
-        df = pd.read_csv(src)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise PeprError(f"cannot read {str(src)!r} as CSV: {str(exc).splitlines()[0]}") from exc
+    df = _read_input_csv(src)
     resources = parse_pairs(args.resource, "--resource")
     reference = parse_pairs(args.reference, "--reference", float)
     group = args.group if args.group else None
+    check_rows(df, group=group, model=args.model)
     scored = pepr(df, args.perf, resources, group=group, reference=reference, perf_scale=perf_scale)
     with atomic_path(out) as tmp:
         scored.to_csv(tmp, index=False)
     print(f"wrote {args.output} ({len(scored)} rows; columns added: "
           + ", ".join(c for r in resources for c in (f"{r}_n", f"pepr_{r}")) + ")")
     return 0
+
+
+def _read_input_csv(src: Path):
+    """The input table: UTF-8 text, each column named once (pandas would rename a second ``acc`` to
+    ``acc.1`` and score the first without a word), at least one row."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    from .fileio import read_text
+
+    text = read_text(src, "input file")
+    header = next(csv.reader(io.StringIO(text)), [])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise PeprError(f"input file {str(src)!r} names column(s) {', '.join(map(repr, repeated))} more than once "
+                        "in its header; give each column one name")
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise PeprError(f"cannot read {str(src)!r} as CSV: {str(exc).splitlines()[0]}") from exc
+    if not len(df):
+        raise PeprError(f"input file {str(src)!r} has a header but no rows; expected one row per model")
+    return df
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +97,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
                    help="a resource and its column, e.g. e=energy_kwh (repeatable)")
     p.add_argument("--group", action="append", metavar="COL",
                    help="column(s) defining one experiment for min-max normalisation (repeatable)")
+    p.add_argument("--model", default="model", metavar="COL",
+                   help="column naming the model; a model may appear once per group (default: model, when present)")
     p.add_argument("--reference", action="append", default=[], metavar="NAME=VALUE",
                    help="fixed-reference normalisation R_n = R / VALUE for that resource")
     p.add_argument("-o", "--output", required=True, help="output CSV (written atomically)")

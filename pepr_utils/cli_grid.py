@@ -13,13 +13,20 @@ def _load(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .errors import PeprError
     from .grid import check_scheduler_address, grid_states, run_grid
+    from .grid_spec import missing_checkpoints
 
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)  # before the grid folder is touched, dry run or not
     grid = _load(args)
+    states = grid_states(grid, args.output_dir)
+    todo = [s.run for s in states if _action(s, args.retry_failed) == "run"]
+    missing = missing_checkpoints(todo)  # found now, not 20 s into the run
+    if missing:
+        raise PeprError(f"grid {grid.name}: {len(missing)} run(s) cannot start, nothing was run: " + "; ".join(missing))
     if args.dry_run:
-        _print_plan(grid, grid_states(grid, args.output_dir), args.retry_failed)
+        _print_plan(grid, states, args.retry_failed)
         return 0
     report = run_grid(grid, workers=args.workers, scheduler=args.scheduler, retry_failed=args.retry_failed,
                       timeout_s=args.timeout, output_dir=args.output_dir, progress=not args.no_progress)
@@ -45,13 +52,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.failed or before else 0
 
 
+def _action(state, retry_failed: bool) -> str:
+    """``run`` or ``skip``: what ``grid run`` does with a run in this state."""
+    done = state.state in ("ok", "incompatible") or (state.state == "failed" and not retry_failed)
+    return "skip" if done else "run"
+
+
 def _print_plan(grid, states, retry_failed: bool) -> None:
     from tabulate import tabulate
 
     rows = []
     for s in states:
         p = s.run.params
-        action = "skip" if s.state in ("ok", "incompatible") or (s.state == "failed" and not retry_failed) else "run"
+        action = _action(s, retry_failed)
         rows.append([s.run.run_id, s.run.label or "", s.run.notebook, p["model"], p["dataset"], p["size"],
                      p["fraction"], p["weights"] or "scratch", p["mode"], p["epochs"], p["seed"], p["device"],
                      s.state, action])

@@ -32,19 +32,33 @@ DIR_MODE = 0o777 & ~_umask()
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with _naming(target, target.parent / f".{target.name}."):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp_path, FILE_MODE)
+            os.replace(tmp_path, target)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
+
+
+@contextmanager
+def _naming(target: Path, tmp_prefix: Path) -> Iterator[None]:
+    """An OSError about our hidden temporary (or about no file at all: a full disk) names ``target``,
+    the path the user gave, never ``.target.xxxx.tmp``."""
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, FILE_MODE)
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        yield
+    except OSError as exc:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        if exc.errno is not None and (not names or any(n.startswith(str(tmp_prefix)) for n in names)):
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
@@ -75,21 +89,67 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise PeprError(f"{str(target)!r} exists and is not a folder; refusing to replace it (choose another path)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    with _naming(target, target.parent / f".{target.name}."):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            yield tmp
+            os.chmod(tmp, DIR_MODE)
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of a file the user gave (``what`` says which, e.g. "grid file"), or a one-line PeprError.
+
+    Every text file the CLI reads goes through here, so stray bytes are "not UTF-8 text (byte 0xff at
+    offset 12)" naming the user's path, never a UnicodeDecodeError traceback.
+    """
+    from .errors import PeprError
+
     try:
-        yield tmp
-        os.chmod(tmp, DIR_MODE)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PeprError(f"{what} {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}); save it as UTF-8 text") from None
+    except IsADirectoryError:
+        raise PeprError(f"{what} {str(path)!r} is a folder; expected a file") from None
+
+
+def load_yaml(path: str | os.PathLike, what: str) -> Any:
+    """A YAML file read with :func:`read_text`; a key given twice in one mapping is an error (YAML's
+    "the last one wins" would drop the first value without a word), as is invalid YAML."""
+    import yaml
+
+    from .errors import PeprError
+
+    class _UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):  # type: ignore[override]
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: yaml's own error follows
+                    continue
+                if first != key_node.start_mark.line + 1:
+                    raise PeprError(f"{what} {str(path)!r}: key {key!r} given twice (lines {first} and "
+                                    f"{key_node.start_mark.line + 1}); keep one")
+            return super().construct_mapping(node, deep=deep)
+
+    text = read_text(path, what)
+    try:
+        return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise PeprError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:

@@ -111,13 +111,10 @@ def grid_file(grid: str | Path) -> Path:
 
 def load_grid(path: str | Path, *, check_names: bool = True) -> Grid:
     """Read, expand and validate a grid file; one PeprError lists every problem found."""
-    import yaml
+    from .fileio import load_yaml
 
     path = grid_file(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PeprError(f"grid file {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    spec = load_yaml(path, "grid file")  # not UTF-8, not YAML, a key given twice: one line naming the file
     if not isinstance(spec, dict):
         raise PeprError(f"grid file {str(path)!r} must be a mapping with keys {', '.join(TOP_KEYS)}")
     spec.setdefault("name", path.stem)
@@ -170,9 +167,12 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
     runs: list[Run] = []
     seen: set[str] = set()
     duplicates = 0
+    excluded_by: set[int] = set()
     for where_from, combo, label in combos:
         resolved = {**defaults, **combo}
-        if any(_matches(resolved, ex) for _, ex in excludes):
+        hits = [i for i, (_, ex) in enumerate(excludes) if _matches(resolved, ex)]
+        if hits:
+            excluded_by.update(hits)
             continue
         run = _resolve(resolved, where_from, label, registry, problems, notebook_path)
         if run is None:
@@ -182,6 +182,9 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
             continue
         seen.add(run.run_id)
         runs.append(run)
+    for i, (_, ex) in enumerate(excludes):  # a typo in an exclude entry must not quietly run what it meant to drop
+        if i not in excluded_by:
+            problems.append(f"exclude[{i}] {ex} matches no run; check its values against the axes")
     if not combos and not problems:
         problems.append("no runs: give axes (e.g. model and dataset lists), experiments, or include entries")
     elif combos and not runs and not problems:
@@ -194,6 +197,23 @@ def expand_grid(spec: dict, *, source: str | Path | None = None, check_names: bo
     return Grid(name=name, runs=runs, path=Path(source) if source is not None else None,
                 description=str(spec.get("description") or ""), notebook_path=notebook_path,
                 duplicates=duplicates)
+
+
+def missing_checkpoints(runs: list[Run]) -> list[str]:
+    """One line per checkpoint path (``weights``) that is not an existing file, for ``grid run`` to refuse
+    before anything runs (dry run included): a run starts in its own folder, so the path must be absolute."""
+    out = []
+    for run in runs:
+        weights = run.params.get("weights")
+        if weights in (None, "imagenet"):
+            continue
+        path = Path(str(weights)).expanduser()
+        if not path.is_absolute():
+            out.append(f"run {run.run_id}: weights {weights!r} is a relative path; runs execute in their own folder, "
+                       "so give the checkpoint's absolute path")
+        elif not path.is_file():
+            out.append(f"run {run.run_id}: weights {weights!r} is not an existing checkpoint file")
+    return out
 
 
 def paper_defaults() -> dict[str, Any]:

@@ -449,8 +449,10 @@ def _result_path(path_or_dir: str | os.PathLike) -> Path:
 def read_record(path_or_dir: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a ``result.json`` (or the one inside a run folder)."""
     path = _result_path(path_or_dir)
+    from .fileio import read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "run record")  # stray bytes: one line naming the file
     except FileNotFoundError:
         raise PeprError(
             f"no run record at {path}: expected a result.json or a run folder holding one"

@@ -41,6 +41,10 @@ def pepr_value(p: float | np.ndarray | pd.Series, r_n: float | np.ndarray | pd.S
 def _numeric(df: pd.DataFrame, col: str, role: str) -> pd.Series:
     if col not in df.columns:
         raise PeprError(f"{role} column {col!r} not found; available columns: {', '.join(map(str, df.columns))}")
+    flags = df[col][df[col].map(lambda v: isinstance(v, (bool, np.bool_)))]
+    if len(flags):  # pandas reads TRUE/FALSE as booleans, which would score as 1.0/0.0
+        raise PeprError(f"{role} column {col!r} has true/false values (e.g. {bool(flags.iloc[0])} in row {flags.index[0]}); "
+                        "only numbers or empty cells (missing) are accepted")
     values = pd.to_numeric(df[col], errors="coerce")
     bad = df[col][values.isna() & df[col].notna()]
     if len(bad):
@@ -65,10 +69,32 @@ def _performance(df: pd.DataFrame, col: str, scale: float) -> pd.Series:
     p = _numeric(df, col, "performance") / float(scale)
     above = p[p > 1]
     if len(above):
-        hint = " (given in percent? pass --perf-scale 100)" if float(above.max()) <= 100 else ""
+        percent = 1.5 < float(above.max()) <= 100  # 1.0000001 is a rounding slip, not a percentage
+        hint = " (given in percent? pass --perf-scale 100)" if percent else ""
         raise PeprError(f"performance column {col!r} has values above 1 after dividing by {scale:g} (e.g. "
-                        f"{above.iloc[0] * scale:g} in row {above.index[0]}); P must lie in [0, 1]{hint}")
+                        f"{float(above.iloc[0] * scale)!r} in row {above.index[0]}); P must lie in [0, 1]{hint}")
     return p
+
+
+def check_rows(df: pd.DataFrame, group: str | list[str] | None = None, model: str | None = "model") -> None:
+    """A table min-max PePR can score: every row in a group (no empty group cell, which would pool those
+    rows into one extra group) and, when a ``model`` column exists, each model once per group (two rows
+    of one model would both be scored, and each would stretch the other's min-max range)."""
+    cols = [] if group is None else [group] if isinstance(group, str) else list(group)
+    for col in cols:
+        if col in df.columns and df[col].isna().any():
+            row = df.index[df[col].isna()][0]
+            raise PeprError(f"group column {col!r} is empty in row {row}; every row needs its group (experiment)")
+    if model is None or model not in df.columns:
+        return
+    keys = [c for c in cols if c in df.columns] + [model]
+    repeated = df[df.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        where = ", ".join(f"{c}={first[c]!r}" for c in keys[:-1])
+        raise PeprError(f"model {first[model]!r} has {int((df[keys] == first[keys]).all(axis=1).sum())} rows"
+                        + (f" in group {where}" if where else "") + f" (rows {', '.join(map(str, repeated.index[:2]))}); "
+                        "give one row per model and group (average seeds first)")
 
 
 def minmax_normalise(values: pd.Series, groups: pd.Series | None = None) -> pd.Series:

@@ -158,7 +158,28 @@ CASES: list[tuple[str, Callable[[Path], list[str]] | list[str], str]] = [
     # -- pepr score
     ("score: input missing", score("--perf", "acc", "-r", "e=energy", csv="nofile.csv"), "nofile.csv"),
     ("score: input not a CSV", lambda t: score("--perf", "acc", "--resource", "e=energy",
-                                               csv=csv_file(t, "\x00\x01\x02\xff\xfe", "bin.csv")), "'acc'"),
+                                               csv=csv_file(t, "\x00\x01\x02\xff\xfe", "bin.csv")), "'bin.csv'"),
+    ("score: input not UTF-8 (19.3)", lambda t: (t / "raw.csv").write_bytes(b"acc,energy\n0.9,1\xff\n") and
+     score("--perf", "acc", "--resource", "e=energy", csv="raw.csv"), "not UTF-8 text"),
+    ("score: input a folder (19.14)", lambda t: (t / "d.csv").mkdir() or
+     score("--perf", "acc", "--resource", "e=energy", csv="d.csv"), "'d.csv' is a folder"),
+    ("score: TRUE/FALSE accuracy (19.6)", lambda t: score("--perf", "acc", "--resource", "e=energy",
+                                                         csv=csv_file(t, "acc,energy\nTRUE,1\nFALSE,2\n")),
+     "true/false"),
+    ("score: a column named twice (19.6)", lambda t: score("--perf", "acc", "--resource", "e=energy",
+                                                          csv=csv_file(t, "acc,acc,energy\n0.9,0.1,1\n0.8,0.2,2\n")),
+     "'acc' more than once"),
+    ("score: empty group cell (19.6)", lambda t: score("--perf", "acc", "--resource", "e=energy", "--group", "exp",
+                                                      csv=csv_file(t, "model,acc,energy,exp\nm1,0.9,1,a\n"
+                                                                      "m2,0.8,2,\nm3,0.7,3,\n")), "row 1"),
+    ("score: a model twice in a group (19.6)", lambda t: score("--perf", "acc", "--resource", "e=energy", "--group",
+                                                              "exp", csv=csv_file(t, GOOD_CSV + "m1,0.7,3,30,a\n")),
+     "'m1'"),
+    ("score: header only (19.6)", lambda t: score("--perf", "acc", "--resource", "e=energy",
+                                                 csv=csv_file(t, "acc,energy\n")), "no rows"),
+    ("score: accuracy a hair above 1 (19.14)", lambda t: score("--perf", "acc", "--resource", "e=energy",
+                                                              csv=csv_file(t, "acc,energy\n1.0000001,1\n0.8,2\n")),
+     "1.0000001 in row 0); P must lie in [0, 1]"),
     ("score: input empty", lambda t: score("--perf", "acc", "--resource", "e=energy",
                                           csv=csv_file(t, "", "empty.csv")), "empty.csv"),
     ("score: perf column missing", score("--perf", "accuracy", "--resource", "e=energy"), "'accuracy'"),
@@ -214,6 +235,19 @@ CASES: list[tuple[str, Callable[[Path], list[str]] | list[str], str]] = [
     # -- pepr grid
     ("grid: file missing", ["grid", "run", "nosuch.yaml"], "nosuch"),
     ("grid: not YAML", lambda t: ["grid", "run", csv_file(t, "name: [unclosed\n", "broken.yaml")], "broken.yaml"),
+    ("grid: not UTF-8 (19.3)", lambda t: (t / "raw.yaml").write_bytes(b"name: raw\n\xff\xfe junk\n") and
+     ["grid", "run", "raw.yaml", "--dry-run"], "'raw.yaml' is not UTF-8 text"),
+    ("grid: a key given twice (19.8)", lambda t: csv_file(t, "name: twice\ndefaults:\n  dataset: pneumoniamnist\n"
+                                                              "  epochs: 1\n  epochs: 2\naxes:\n  model: [test_resnet]\n",
+                                                           "twice.yaml") and ["grid", "run", "twice.yaml", "--dry-run"],
+     "'epochs' given twice"),
+    ("grid: exclude matches nothing (19.8)", lambda t: csv_file(t, "name: ex\ndefaults: {dataset: pneumoniamnist}\n"
+                                                                  "axes: {model: [test_resnet]}\n"
+                                                                  "exclude: [{model: test_resnet_typo}]\n", "ex.yaml")
+     and ["grid", "run", "ex.yaml", "--dry-run"], "matches no run"),
+    ("grid: checkpoint missing (19.8)", lambda t: ["grid", "run", str(write_grid(t, weights=str(t / "gone.safetensors"),
+                                                                                  mode="full")), "--dry-run"],
+     "gone.safetensors"),
     ("grid: unknown dataset", lambda t: ["grid", "run", str(write_grid(t, dataset="nosuchmnist"))], "nosuchmnist"),
     ("grid: workers 0", lambda t: ["grid", "run", str(write_grid(t)), "--workers", "0"], "0"),
     ("grid: workers not a number", lambda t: ["grid", "run", str(write_grid(t)), "--workers", "many"], "'many'"),

@@ -314,3 +314,22 @@ def test_analysis_notebook_checks_its_parameters_before_writing(tmp_path):
     assert err.value.ename == "PeprError"
     assert "top_k 0 must be an integer >= 1" in err.value.evalue and "n_boot -1" in err.value.evalue
     assert not out.exists()
+
+
+def test_os_errors_name_the_users_path_not_a_temporary(tmp_path, capsys):
+    """19.14 a read-only -o named the hidden '.scored.csv.xxxx.tmp'; a full disk named no path at all."""
+    import errno
+
+    from test_cli_errors import readonly_dir
+
+    from pepr_utils.fileio import atomic_path
+
+    target = tmp_path / "full.csv"
+    with pytest.raises(OSError) as err, atomic_path(target):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what a write on a full disk raises
+    assert err.value.filename == str(target) and not list(tmp_path.iterdir())
+    (tmp_path / "in.csv").write_text("acc,e\n0.9,1\n0.8,2\n")
+    out = readonly_dir(tmp_path) / "scored.csv"
+    assert main(["score", str(tmp_path / "in.csv"), "--perf", "acc", "-r", "e=e", "-o", str(out)]) == 2
+    err_line = capsys.readouterr().err
+    assert f"{str(out)!r}" in err_line and ".tmp" not in err_line
