@@ -227,10 +227,20 @@ def _serve(child_main: Callable[[str], int]) -> int:
         if pid == 0:
             answers.close()  # the child must not hold the worker's pipe open
             _run_child(child_main, request)
-        answers.write(json.dumps({"pid": pid}) + "\n")
-        _, status, usage = os.wait4(pid, 0)
+        told = _answer(answers, {"pid": pid})
+        _, status, usage = os.wait4(pid, 0)  # reaped even when the worker is gone: no zombie left
         cpu_s = round(usage.ru_utime + usage.ru_stime, 3)
-        answers.write(json.dumps({"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s}) + "\n")
+        if not (told and _answer(answers, {"exit": os.waitstatus_to_exitcode(status), "cpu_s": cpu_s})):
+            os._exit(0)  # the worker is gone (Ctrl-C, kill): nobody to answer, and no BrokenPipeError traceback
+
+
+def _answer(answers, message: dict) -> bool:
+    """Write one answer line; False when the worker has closed the pipe (it was interrupted or killed)."""
+    try:
+        answers.write(json.dumps(message) + "\n")
+        return True
+    except (BrokenPipeError, ConnectionResetError, ValueError):  # ValueError: the file was closed
+        return False
 
 
 def _run_child(child_main: Callable[[str], int], request: dict) -> None:

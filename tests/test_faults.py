@@ -333,3 +333,17 @@ def test_os_errors_name_the_users_path_not_a_temporary(tmp_path, capsys):
     assert main(["score", str(tmp_path / "in.csv"), "--perf", "acc", "-r", "e=e", "-o", str(out)]) == 2
     err_line = capsys.readouterr().err
     assert f"{str(out)!r}" in err_line and ".tmp" not in err_line
+
+
+def test_fork_server_exits_quietly_when_its_worker_is_gone(tmp_path):
+    """19.5 after Ctrl-C of `pepr grid run` a fork server printed a BrokenPipeError traceback answering a worker
+    that was gone. Now it reaps its child and exits 0 without a word."""
+    code = "import sys; from pepr_utils import fork_server as f; sys.exit(f._serve(lambda job: 0))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the worker is gone before the answer
+    request = {"job": "job.json", "log": str(tmp_path / "log"), "env": dict(os.environ)}
+    proc.stdin.write((json.dumps(request) + "\n").encode())
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
