@@ -73,7 +73,7 @@ epochs = 10  # the paper: 10
 batch_size = 32  # the paper: 32
 lr = 5e-4  # Adam learning rate; the paper: 5e-4
 seed = 0  # seeds the initial weights, the batch order and the training fraction
-device = "cpu"  # cpu, cuda, cuda:N, mps, or auto (CUDA, then MPS, then CPU)
+device = "auto"  # auto: CUDA, then MPS, then CPU (a Colab GPU is used; the record says so); or cpu, cuda, cuda:N, mps
 weights = "imagenet"  # "imagenet" or the path of a checkpoint (.safetensors, .pt, .pth)
 mode = "full"  # "full": all layers train; "linear": frozen backbone, only the head trains
 weights_dir = None  # local pretrained weights <model>.safetensors; None: PEPR_WEIGHTS_DIR, else the hub
@@ -97,12 +97,14 @@ from pepr_utils.train import inference_time_ms, plot_history
 
 # %% [markdown]
 # ## 1 · Parameters
-# The run's identity (its `run_id` hashes these values). The meter is set up here too, so an unknown
-# country fails before any data is read.
+# The run's identity (its `run_id` hashes these values). `device="auto"` becomes the device this machine
+# has (a GPU where there is one), and the `run_id` hashes that device; the record keeps "auto" as
+# `env.device_requested`. The meter is set up here too, so an unknown country fails before any data is read.
 
 # %%
 params = RunParams.of(model=model, dataset=dataset, size=size, fraction=fraction, epochs=epochs,
                       batch_size=batch_size, lr=lr, seed=seed, device=device, weights=weights, mode=mode).check()
+requested_device = device  # as given: with "auto" the record says the device was chosen on this machine
 meter = Meter(params.device, country_iso_code=country_iso_code)
 started_at = ex.now()
 display(params.as_dict())
@@ -178,12 +180,13 @@ if model is not None:
 
 # %%
 if model is None:  # incompatible: the record says why, and there is nothing else to save
-    record = ex.make_record(params, data=data, plan=plan, started_at=started_at)
+    record = ex.make_record(params, data=data, plan=plan, started_at=started_at, device_requested=requested_device)
     ex.save_run(out_dir, record)
 else:
     record = ex.make_record(params, data=data, plan=plan, started_at=started_at, model_info=model_info,
                             history=history, val=val, test=test, measurement=meter.measurement,
-                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device))
+                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device),
+                            device_requested=requested_device)
     ex.save_run(out_dir, record, model=model, data=data, test=test)
 ex.record_summary(record)
 

@@ -129,18 +129,21 @@ def final_metrics(data: Any, val: Evaluation, test: Evaluation) -> dict[str, flo
 def make_record(params: RunParams, *, data: Any, plan: Any, started_at: str, model_info: dict | None = None,
                 history: list | None = None, val: Evaluation | None = None, test: Evaluation | None = None,
                 measurement: Any = None, infer_ms_per_image: float | None = None,
-                mean: Any = 0.5, std: Any = 0.5, speed: dict | None = None) -> dict[str, Any]:
+                mean: Any = 0.5, std: Any = 0.5, speed: dict | None = None,
+                device_requested: str | None = None) -> dict[str, Any]:
     """The run record (validated by :func:`pepr_utils.records.make_record`).
 
     With an incompatible input plan it records that status and the reason (nothing else is needed);
     otherwise the history, the last evaluations, the meter's :class:`~pepr_utils.meter.Measurement`
-    and the inference time.
+    and the inference time. ``device_requested``: the notebook's ``device`` parameter as given (``auto``
+    resolves to ``params.device``), kept in ``env`` so the record says the device was chosen on the machine.
     """
     import torch
 
     from . import records
 
-    env = records.environment_info(params.device, data.source)
+    requested = device_requested.strip().lower() if isinstance(device_requested, str) else None
+    env = records.environment_info(params.device, data.source, device_requested=requested)
     env.update(torch_threads=torch.get_num_threads(), task=data.info.task, train_images=len(data.splits["train"]),
                input_mean=_plain_list(mean), input_std=_plain_list(std))
     if plan.status == "incompatible":

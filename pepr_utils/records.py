@@ -24,7 +24,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -177,36 +176,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
-    """The commit of the pepr checkout that holds this package (None outside a git checkout)."""
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if out.returncode != 0:
-            return None
-        commit = out.stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", "pepr_utils"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
-        return commit + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment_info(device: str, data_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Where and with what a run ran: device and CPU names, library versions, git commit, data file.
+def environment_info(device: str, data_source: Mapping[str, Any] | None = None, *,
+                     device_requested: str | None = None) -> dict[str, Any]:
+    """Where and with what a run ran: device and CPU names, library versions, the package's own version
+    and commit (:mod:`pepr_utils.provenance`), data file.
 
     ``data_source`` is a dataset's ``source`` dict (path, sha256, official, origin, resized_from).
-    ``git_commit`` ends in "-dirty" when pepr_utils has uncommitted changes.
+    ``device_requested`` is the device as asked for (``auto`` resolves to ``device`` on this machine), so
+    the record says when the run chose its device. ``git_commit`` is pepr's own commit ("-dirty" when pepr_utils
+    has uncommitted changes) or None where it cannot be known (see ``pepr_source``).
     """
-    from . import __version__
+    from .provenance import package_provenance
 
     device = str(device)
     cpu = _cpu_name()
@@ -230,9 +210,9 @@ def environment_info(device: str, data_source: Mapping[str, Any] | None = None) 
         "torch": _version("torch"),
         "timm": _version("timm"),
         "numpy": _version("numpy"),
-        "pepr_utils": __version__,
         "platform": platform.platform(),
-        "git_commit": _git_commit(),
+        **package_provenance(),  # pepr_utils (version), git_commit, pepr_source
+        "device_requested": device_requested,
         "data_sha256": source.get("sha256"),
         "data_official": source.get("official"),
         "data_origin": source.get("origin"),

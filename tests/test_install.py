@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def _source_copy(dest: Path) -> Path:
     """The files a build needs, copied (symlinks kept) so that building leaves the checkout untouched."""
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
     for name in ("pepr_utils", "parameters", "notebooks"):
