@@ -317,6 +317,10 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
         tail = (result.get("tail") or "").strip()
         if tail:
             error += "\n" + tail
+    dropped: list[str] = []
+    if status == "failed":  # a model, predictions or history of a failed run must not sit beside its record
+        dropped = sorted(rel for rel in files if rel != "result.json")
+        files = {rel: data for rel, data in files.items() if rel == "result.json"}
     with atomic_dir(target) as tmp:
         for rel, data in files.items():
             dest = tmp / rel
@@ -331,7 +335,8 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
         info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params,
                 "extras": run.extras, "reason": result.get("reason"), "wall_s": result.get("wall_s"),
                 "cpu_s": result.get("cpu_s"),
-                "worker": result.get("worker"), "left_out": result.get("left_out", [])}
+                "worker": result.get("worker"), "left_out": result.get("left_out", []),
+                "dropped_as_failed": dropped}
         (tmp / "grid_run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return status or "failed", error
 
@@ -505,16 +510,19 @@ def clean_leftovers(grid: Grid, tmp_root: str | os.PathLike | None = None, min_a
             continue
         try:
             job = json.loads((p / "job.json").read_text(encoding="utf-8"))
-            runner = job.get("runner_pid") if isinstance(job, dict) else None
         except (OSError, ValueError):
-            runner = None
-        try:
-            if time.time() - p.stat().st_mtime < min_age_s:
-                continue  # being set up right now
-        except OSError:
-            continue
-        if isinstance(runner, int) and runner != os.getpid() and psutil.pid_exists(runner):
+            job = None
+        # the processes a run's papermill watches (its worker and runner): all gone means nobody will use it
+        owners = [pid for pid in ((job.get("watch_pids") or [job.get("runner_pid")]) if isinstance(job, dict) else [])
+                  if isinstance(pid, int) and pid != os.getpid()]
+        if any(psutil.pid_exists(pid) for pid in owners):
             continue  # another runner (another grid with this run) is still using it
+        if not owners:  # no job file yet: maybe a run being set up right now, so only an old one goes
+            try:
+                if time.time() - p.stat().st_mtime < min_age_s:
+                    continue
+            except OSError:
+                continue
         shutil.rmtree(p, ignore_errors=True)
         if not p.exists():
             removed.append(p)

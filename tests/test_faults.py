@@ -253,13 +253,15 @@ def test_leftover_temporary_folders_of_the_grid_are_removed(tmp_path, monkeypatc
         no_job = leftover(rid, "b2", None)  # an old folder without a job file: a leftover
         in_use = leftover(rid, "c3", alive.pid)  # another runner still works in it
         fresh = leftover(rid, "d4", None, age_s=0)  # being set up right now
+        just_killed = leftover(rid, "f6", dead.pid, age_s=0)  # 19.13: a rerun within 60 s of the kill
+        (just_killed / "job.json").write_text(json.dumps({"watch_pids": [dead.pid, dead.pid]}))  # grid_worker's job
         other = leftover("0123456789ab", "e5", dead.pid)  # not this grid's run
         # the grid's rerun (nothing left to run) cleans up its own leftovers only
         record = tmp_path / "out" / "g" / "runs" / rid / "result.json"
         record.parent.mkdir(parents=True)
         record.write_text(json.dumps({"run_id": rid, "status": "ok"}))
         run_grid(path, output_dir=tmp_path / "out", progress=False)
-        assert not killed.exists() and not no_job.exists()
+        assert not killed.exists() and not no_job.exists() and not just_killed.exists()
         assert in_use.exists() and fresh.exists() and other.exists()
         run_grid(path, output_dir=tmp_path / "out", dry_run=True, progress=False)  # a dry run touches nothing
         assert in_use.exists() and fresh.exists()
@@ -347,3 +349,19 @@ def test_fork_server_exits_quietly_when_its_worker_is_gone(tmp_path):
     proc.stdin.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_failed_run_keeps_only_its_record_and_notebook(tmp_path):
+    """19.12 a run recorded failed (its kernel killed) kept model.safetensors, predictions.npz and history.csv."""
+    from pepr_utils.grid import write_run
+    from pepr_utils.records import read_record
+
+    path, rid = one_run_grid(tmp_path)
+    run = load_grid(path).runs[0]
+    files = {"model.safetensors": b"weights", "predictions.npz": b"npz", "history.csv": b"epoch\n1\n"}
+    target = tmp_path / "runs" / rid
+    status, _ = write_run(target, run, {"ok": False, "reason": "killed", "error": "the kernel died", "files": files,
+                                        "notebook": b"{}"})
+    assert status == "failed" and read_record(target)["status"] == "failed"
+    assert sorted(p.name for p in target.iterdir()) == ["02_train.ipynb", "grid_run.json", "result.json"]
+    assert json.loads((target / "grid_run.json").read_text())["dropped_as_failed"] == sorted(files)
