@@ -6,6 +6,7 @@ folder, is flushed to disk, then renamed over the target (atomic on POSIX).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -34,7 +35,8 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     target = Path(target)
     with _naming(target, target.parent / f".{target.name}."):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+        clean_stale(target.parent, f".{target.name}.")  # what a killed earlier write of this target left
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=suffix + ".tmp", dir=target.parent)
         os.close(fd)
         tmp_path = Path(tmp)
         try:
@@ -46,6 +48,46 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         finally:
             if tmp_path.exists():
                 tmp_path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: someone else's process, alive
+        return True
+    return True
+
+
+def clean_stale(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """Remove ``<folder>/<prefix><pid>-*`` entries whose process is gone; return them.
+
+    Every temporary pepr makes carries its maker's pid after a fixed prefix, so what a killed command
+    (kill -9, power cut) left behind is removed by the next command that writes the same target, and a
+    temporary of a command still running is never touched.
+    """
+    removed = []
+    folder = Path(folder)
+    try:
+        entries = list(folder.glob(f"{glob.escape(prefix)}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid_text = entry.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def temp_prefix(target: Path) -> str:
+    """``.<name>.<pid>-``: the hidden temporary beside ``target`` of this process (see :func:`clean_stale`)."""
+    return f".{target.name}.{os.getpid()}-"
 
 
 @contextmanager
@@ -91,7 +133,9 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise PeprError(f"{str(target)!r} exists and is not a folder; refusing to replace it (choose another path)")
     with _naming(target, target.parent / f".{target.name}."):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        clean_stale(target.parent, f".{target.name}.")  # a killed earlier build: its folder, or the old one
+        clean_stale(target.parent, f".{target.name}.old-")
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent))
         try:
             yield tmp
             os.chmod(tmp, DIR_MODE)

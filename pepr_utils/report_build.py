@@ -10,16 +10,18 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import fork_server
 from .errors import PeprError
-from .fileio import atomic_dir, atomic_write_text
+from .fileio import atomic_dir, atomic_write_text, clean_stale
 from .params import _is_int
 
 NOTEBOOK_NAME = "04_analysis.ipynb"
 HTML_NAME = "report.html"
+KERNEL_TEMP_PREFIX = "pepr-kernel-"  # $TMPDIR/pepr-kernel-<pid>-*: the analysis kernel's sockets and connection file
 
 
 def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_code: bool = True,
@@ -164,7 +166,7 @@ def build_report(
     params = {"results": paths if len(paths) > 1 else paths[0], "out_dir": ".", "budget": dict(budget or {}),
               "reference": dict(reference or {}), "top_k": int(top_k), "n_boot": int(n_boot), "seed": int(seed)}
     start = time.perf_counter()
-    with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="pepr-kernel-") as sockets:
+    with atomic_dir(out) as tmp, _kernel_folder() as sockets:
         executed = tmp / NOTEBOOK_NAME
         try:
             pm.execute_notebook(str(source), str(executed), parameters=params, cwd=str(tmp),
@@ -179,6 +181,20 @@ def build_report(
         export_html(executed, tmp / HTML_NAME, hide_code=hide_code)
         _add_to_manifest(tmp, [NOTEBOOK_NAME, HTML_NAME], time.perf_counter() - start)
     return out
+
+
+@contextmanager
+def _kernel_folder() -> Iterator[Path]:
+    """A private folder for the analysis kernel's sockets and its connection file (jupyter_client makes it
+    with mkstemp: ``$TMPDIR/tmp*.json``), named with this pid: a report killed with -9 leaves only this
+    folder, and the next report removes it (:func:`~pepr_utils.fileio.clean_stale`)."""
+    clean_stale(tempfile.gettempdir(), KERNEL_TEMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{KERNEL_TEMP_PREFIX}{os.getpid()}-") as folder:
+        saved, tempfile.tempdir = tempfile.tempdir, folder  # mkstemp's default folder, for this block only
+        try:
+            yield Path(folder)
+        finally:
+            tempfile.tempdir = saved
 
 
 def _add_to_manifest(folder: Path, names: Sequence[str], elapsed_s: float) -> None:
