@@ -151,13 +151,41 @@ def _kernel_child(argv: list[str], cwd: str | None, env: dict[str, str] | None) 
     return 0
 
 
+#: the kernel name the notebooks carry; whatever kernelspec has that name on this machine (a user's
+#: ``python3`` may point at another interpreter, without pepr_utils), the kernel is this interpreter's
+KERNEL_NAME = "python3"
+
+
+def this_python_kernel_manager_class() -> type:
+    """An async kernel manager whose kernel is always this interpreter's ipykernel, whatever the name.
+
+    Why: jupyter_client looks a kernel name up among the installed kernelspecs, user-level ones first, so
+    a ``python3`` spec installed for another Python makes every run fail to import pepr_utils. The study's
+    kernel must run the Python that runs the study (the one pepr_utils is installed in).
+    """
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ThisPythonKernelSpecManager(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+            return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                              display_name=f"Python 3 ({sys.executable})", language="python", name=kernel_name,
+                              metadata={"debugger": True})
+
+    class ThisPythonKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("kernel_spec_manager", ThisPythonKernelSpecManager())
+            super().__init__(**kwargs)
+
+    return ThisPythonKernelManager
+
+
 def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
     """An async kernel manager whose kernels are forks of this process (over IPC in ``ipc_folder``, if given).
 
-    Falls back to starting the kernel as a new process for a kernel command that is not this Python's
-    ipykernel.
+    The kernel is this interpreter's (:func:`this_python_kernel_manager_class`), so it can be forked; a
+    provisioner other than jupyter_client's default starts it as a new process.
     """
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
     class ForkedKernelProvisioner(LocalProvisioner):
@@ -175,7 +203,7 @@ def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
             self.cwd = kwargs.get("cwd")
             return self.connection_info
 
-    class ForkedKernelManager(AsyncKernelManager):
+    class ForkedKernelManager(this_python_kernel_manager_class()):
         def __init__(self, **kwargs: Any) -> None:
             if ipc_folder is not None:
                 kwargs = {"transport": "ipc", "ip": ipc_folder, **kwargs}
@@ -199,11 +227,11 @@ def kernel_options(ipc_folder: str | os.PathLike) -> dict[str, Any]:
     under ``ipc_folder``; keep its path short: a socket path has a limit of about 100 characters).
 
     A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
-    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there papermill's
-    default kernel start over TCP stays.
+    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there the kernel starts
+    as a new process over TCP. Either way it is this interpreter's kernel (:data:`KERNEL_NAME`).
     """
     if not AVAILABLE:
-        return {}
+        return {"kernel_manager_class": this_python_kernel_manager_class()}
     return {"kernel_manager_class": forked_kernel_manager_class(str(ipc_folder))}
 
 

@@ -225,7 +225,8 @@ def _child_main(job_path: str) -> int:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     try:
-        pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"], kernel_name="python3",
+        pm.execute_notebook(job["input"], job["output"], parameters=job["parameters"],
+                            kernel_name=fork_server.KERNEL_NAME,
                             cwd=job["cwd"], progress_bar=False, log_output=False,
                             execution_timeout=job.get("timeout_s"),
                             **fork_server.kernel_options(Path(job["input"]).parent / "kernel"))

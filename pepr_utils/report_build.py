@@ -142,7 +142,7 @@ def build_report(
     seed: int = 0,
     hide_code: bool = True,
     timeout_s: int = 1800,
-    kernel_name: str = "python3",
+    kernel_name: str = fork_server.KERNEL_NAME,  # any name: the kernel is always this interpreter's
 ) -> Path:
     """Execute ``04_analysis`` on ``results`` and write the whole report folder at once; return it.
 
