@@ -93,6 +93,20 @@ rep.table(floor, "at_floor")
 rep.text(rp.say_at_floor(floor, ok))
 
 # %% [markdown]
+# ### How much data pretraining saves
+#
+# Where a dataset was run pretrained and from scratch at three or more training fractions for two or more
+# architectures: accuracy at each fraction minus scratch on all the data, and the smallest fraction at which
+# each regime matches it (interval above minus the non-inferiority margin).
+
+# %%
+curve = vd.data_efficiency(ok, seed=seed)
+smallest = vd.smallest_matching_fraction(curve)
+rep.table(curve, "data_efficiency")
+rep.figure(lambda: plots.data_efficiency_plot(curve), "data_efficiency")
+rep.text(rp.say_data_efficiency(curve, smallest))
+
+# %% [markdown]
 # ## 2. What was run
 #
 # One row per run record; an experiment is dataset × image size × training fraction × regime

@@ -575,3 +575,29 @@ def save_table(
     with atomic_path(md_path) as tmp:
         tmp.write_text(df.to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
     return [csv_path, md_path]
+
+
+def data_efficiency_plot(curve: pd.DataFrame, *, panel_size: tuple[float, float] = (4.2, 3.2)) -> Figure:
+    """Accuracy minus scratch on all the data against the training fraction, one line per regime with
+    its 95% interval, one panel per dataset and size (the table of
+    :func:`pepr_utils.verdicts.data_efficiency`); the band between 0 and -margin is "matches"."""
+    _require(curve, "dataset", "size", "regime", "fraction", "gap", "ci_lo", "ci_hi", "margin")
+    if not len(curve):
+        raise PeprError("no dataset has pretrained and scratch runs at 3 or more fractions for 2 or more models")
+    panels = list(curve.groupby(["dataset", "size"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size[0] * len(panels), panel_size[1]),
+                             squeeze=False, sharey=True)
+    for ax, ((ds, size), g) in zip(axes[0], panels, strict=True):
+        margin = float(g["margin"].iloc[0])
+        ax.axhspan(-margin, 0, color="0.9", zorder=0, label=f"within {margin:g} of scratch on all data")
+        ax.axhline(0, color="0.5", lw=0.8)
+        for regime, r in g.sort_values("fraction").groupby("regime", sort=True):
+            line = ax.plot(r["fraction"], r["gap"], marker="o", label=regime)[0]
+            ax.fill_between(r["fraction"], r["ci_lo"], r["ci_hi"], color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("training fraction")
+        ax.set_title(f"{ds}, {int(size)} px")
+    axes[0][0].set_ylabel("test accuracy − scratch on all data")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

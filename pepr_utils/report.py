@@ -330,6 +330,24 @@ def say_at_floor(floor: pd.DataFrame, ok: pd.DataFrame) -> str:
             + _bullets([f"`{e}`: {m}" for e, m in by_exp.items()]))
 
 
+def say_data_efficiency(curve: pd.DataFrame, smallest: pd.DataFrame) -> str:
+    """At which training fraction each regime matches scratch on all the data (verdicts.data_efficiency)."""
+    if not len(curve):
+        return ("No data-efficiency curve: no dataset has pretrained and scratch runs at 3 or more training "
+                "fractions for 2 or more architectures.")
+    lines = []
+    for (ds, size, regime), g in curve.groupby(["dataset", "size", "regime"], sort=True):
+        hit = smallest[(smallest["dataset"] == ds) & (smallest["size"] == size) & (smallest["regime"] == regime)]
+        at = (f"matches it from fraction {fmt(hit['smallest_matching_fraction'].iloc[0])}" if len(hit)
+              else "matches it at no fraction run")
+        points = "; ".join(f"{fmt(r['fraction'])}: {_signed(r['gap'])} [{fmt(r['ci_lo'])}, {fmt(r['ci_hi'])}] "
+                           f"({int(r['models'])} models)" for _, r in g.sort_values("fraction").iterrows())
+        lines.append(f"{ds}, {int(size)} px, {regime}: {at} ({points}).")
+    return (f"Test accuracy minus scratch on all the data, paired by model and seed over the models that learned, "
+            f"with 95% intervals; a fraction *matches* when its interval lies above -{fmt(curve['margin'].iloc[0])}:"
+            "\n\n" + _bullets(lines))
+
+
 def say_params_trend(scored: pd.DataFrame, cols: Sequence[str] = ("test_acc", "pepr_e")) -> str:
     """Whether bigger models score higher: Spearman's rho against parameter count per experiment."""
     from scipy import stats

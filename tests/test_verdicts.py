@@ -15,7 +15,7 @@ SIZES = {"a": 1e6, "b": 3e6, "c": 5e6, "d": 8e6, "e": 11e6}
 
 
 def _runs(*, pretrain_gain=0.0, data_gain=0.1, seeds=(0, 1), pretrained=("b", "c", "d"), noise=0.01,
-          pretrained_energy=1.0, rng_seed=1) -> pd.DataFrame:
+          pretrained_energy=1.0, rng_seed=1, fractions=(1.0, 0.1), acc_of=None) -> pd.DataFrame:
     """A study table: 5 scratch models and 3 pretrained ones on 3 datasets x 2 fractions x seeds.
 
     Accuracy does not depend on the model (so PePR falls with size through the energy only); energy
@@ -23,13 +23,13 @@ def _runs(*, pretrain_gain=0.0, data_gain=0.1, seeds=(0, 1), pretrained=("b", "c
     rng = np.random.default_rng(rng_seed)
     rows = []
     for ds in ("x", "y", "z"):
-        for frac in (1.0, 0.1):
+        for frac in fractions:
             for regime in ("scratch", "imagenet"):
                 models = SIZES if regime == "scratch" else {m: SIZES[m] for m in pretrained}
                 for m, p in models.items():
                     for seed in seeds:
-                        acc = 0.6 + data_gain * (frac == 1.0) + pretrain_gain * (regime == "imagenet") \
-                            + rng.normal(0, noise)
+                        acc = (acc_of(frac, regime) if acc_of else 0.6 + data_gain * (frac == 1.0)
+                               + pretrain_gain * (regime == "imagenet")) + rng.normal(0, noise)
                         energy = p * 1e-9 * frac * (pretrained_energy if regime == "imagenet" else 1.0)
                         rows.append({
                             "run_id": f"{ds}-{frac}-{regime}-{m}-{seed}", "status": "ok", "model": m, "dataset": ds,
@@ -121,9 +121,10 @@ def test_planted_claims_get_their_verdicts():
     assert verdict.filter(like="pretraining raises accuracy").item() == "supported"
     assert verdict.filter(like="More training data").item() == "supported"
     assert verdict.filter(like="prefers smaller").item() == "supported"
-    # pretrained on 10% is 0.02 below scratch on 100%: outside the 0.02 margin, so compute is saved, data not
+    # pretrained on 10% is 0.02 below scratch on 100%: on the 0.02 margin, so non-inferiority is not shown
     cuts = v[v.index.str.contains("cuts the data")].iloc[0]
-    assert cuts["verdict"] == "not supported" and "saves compute" in cuts["why"]
+    assert cuts["verdict"] == "not supported" and "non-inferiority at margin 0.02 not shown" in cuts["why"]
+    assert "energy x0.1 [0.1, 0.1]" in cuts["why"]  # the energy ratio beside it
     row = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
     assert row["n"] == 18 and row["seeds"] == 2 and row["ci_lo"] < 0.08 < row["ci_hi"]
 
@@ -222,3 +223,37 @@ def test_experiments_differing_only_by_epochs_are_not_merged():
     assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e10") in pairs
     assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e3") not in pairs
     assert len(pairs) == 9  # 3 datasets x (1.0, 0.1 e3, 0.1 e10)
+
+
+# ------------------------------------------------------------------------------- the data question
+def test_pretrained_on_little_data_worse_than_the_margin_is_reversed():
+    v = _verdicts(_runs(pretrain_gain=0.0, data_gain=0.1))
+    cuts = v[v.index.str.contains("cuts the data")].iloc[0]
+    assert cuts["verdict"] == "reversed" and "by more than 0.02" in cuts["why"]
+
+
+def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_data():
+    """Scratch loses 0.1 per decade of data; pretraining adds 0.06: pretrained matches scratch on all the
+    data at 30% (gap -0.052 + 0.06 > 0) but not at 10% (-0.04); scratch matches only at 100%."""
+    import math
+
+    def acc(frac, regime):
+        return 0.8 + 0.1 * math.log10(frac) + 0.06 * (regime == "imagenet")
+
+    ok = _runs(fractions=(1.0, 0.3, 0.1), acc_of=acc, noise=0.002)
+    curve = vd.data_efficiency(ok, n_boot=300)
+    assert set(curve["dataset"]) == {"x", "y", "z"} and len(curve) == 3 * 5  # 3 pretrained + 2 scratch points
+    x = curve[curve["dataset"] == "x"].set_index(["regime", "fraction"])
+    assert x.loc[("imagenet-full", 0.3), "matches"] and not x.loc[("imagenet-full", 0.1), "matches"]
+    assert x.loc[("imagenet-full", 0.3), "models"] == 3
+    smallest = vd.smallest_matching_fraction(curve)
+    at = smallest.set_index(["dataset", "regime"])
+    assert at.loc[("x", "imagenet-full"), "smallest_matching_fraction"] == 0.3
+    assert ("x", "scratch") not in at.index
+    assert "imagenet-full: matches it from fraction 0.3" in rp.say_data_efficiency(curve, smallest)
+    from pepr_utils import plots
+
+    plots.data_efficiency_plot(curve)
+    # two fractions only, or one pretrained architecture: no curve
+    assert not len(vd.data_efficiency(_runs()))
+    assert not len(vd.data_efficiency(_runs(fractions=(1.0, 0.3, 0.1), acc_of=acc, pretrained=("c",))))
