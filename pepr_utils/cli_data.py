@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 
 from .errors import PeprError
@@ -48,8 +49,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         result = prepare(args.dataset, size, fractions, seed, data_dir=args.data_dir, out_dir=args.out_dir,
                          cache_dir=args.cache_dir, progress=not args.no_progress)
-    for w in caught:  # a non-official file is worth one line, not a traceback-style warning
-        print(f"note: {w.message}")
+    for w in caught:  # a non-official file, a one-class training split: one line each, not a traceback-style warning
+        one_class = "one class" in str(w.message)  # a split no model can learn from: a warning, on stderr
+        print(f"{'warning' if one_class else 'note'}: {w.message}", file=sys.stderr if one_class else sys.stdout)
     src = result.dataset.source
     print(f"{args.dataset} at {size} px from {src['path']} ({src['origin']}, "
           f"{'official' if src['official'] else 'NOT the official file'}"

@@ -81,10 +81,25 @@ def split_table(ds: MedicalDataset, fractions: float | Sequence[float] = (1.0,),
         idx = fraction_indices(train.labels.numpy(), f, seed)
         meta = None if train.meta is None else {k: v[idx] for k, v in train.meta.items()}
         rows.append(_row(ds, "train", f, train.labels.numpy()[idx], meta))
+        _warn_one_class(ds, train.labels.numpy()[idx], f)
     for split in SPLITS[1:]:
         s = ds.splits[split]
         rows.append(_row(ds, split, 1.0, s.labels.numpy(), s.meta))
     return pd.DataFrame(rows)
+
+
+def _warn_one_class(ds: MedicalDataset, labels: np.ndarray, fraction: float) -> None:
+    """Warn when a (single-label) training split holds one class: no classifier can be trained on it, and every
+    model would score the majority-class accuracy (the labels are likely wrong, or the fraction too small)."""
+    import warnings
+
+    if labels.ndim == 2 and labels.shape[1] > 1 or not len(labels):
+        return
+    present = np.unique(labels.reshape(-1))
+    if len(present) < 2:
+        warnings.warn(f"{ds.name}: every training label{f' at fraction {fraction:g}' if fraction < 1 else ''} is "
+                      f"class {present[0]} (of {ds.n_classes} classes); a classifier cannot be trained on one class "
+                      "(check the labels)", stacklevel=3)
 
 
 def indices_checksum(indices: np.ndarray) -> str:
@@ -109,7 +124,8 @@ def fraction_summary(ds: MedicalDataset, fractions: float | Sequence[float], see
 
 # --------------------------------------------------------------------------- pixels
 def pixel_stats(ds: MedicalDataset, chunk: int = 4096) -> pd.DataFrame:
-    """Per split and channel: mean and std (on the 0..1 scale), min, median, max (0..255), % black pixels.
+    """Per split and channel: mean, std, min, median and max on one scale, 0..1 (the 0..255 pixel value / 255, as
+    the models see them; one table mixing 0..1 and 0..255 misleads), and % black pixels.
 
     Computed from exact 256-bin histograms in chunks, so memory stays small at 224 px.
     """
@@ -127,7 +143,8 @@ def pixel_stats(ds: MedicalDataset, chunk: int = 4096) -> pd.DataFrame:
             present = np.flatnonzero(hist)
             median = int(np.searchsorted(np.cumsum(hist), total / 2))
             rows.append({"split": split, "channel": c, "mean": round(mean / 255, 4), "std": round(var ** 0.5 / 255, 4),
-                         "min": int(present[0]), "median": median, "max": int(present[-1]),
+                         "min": round(int(present[0]) / 255, 4), "median": round(median / 255, 4),
+                         "max": round(int(present[-1]) / 255, 4),
                          "black_%": round(100.0 * hist[0] / total, 2)})
     return pd.DataFrame(rows)
 

@@ -113,6 +113,13 @@ def _read_checkpoint(path: Path) -> dict:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - an unreadable or unsafe file
+            import pickle
+
+            if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+                # torch's own text is a page of advice; its first 300 characters stop mid-sentence
+                raise PeprError(f"cannot read checkpoint {path}: it holds pickled Python objects besides tensors, "
+                                "which are not loaded (running them could run any code); save a plain state dict "
+                                "(torch.save(model.state_dict(), path)) or a .safetensors file") from exc
             raise PeprError(f"cannot read checkpoint {path} with torch.load(weights_only=True): {_error_line(exc)}") from exc
         if isinstance(sd, dict):
             for key in ("state_dict", "model_state_dict", "model"):

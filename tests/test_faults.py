@@ -388,3 +388,32 @@ def test_a_report_killed_with_kill_9_leaves_nothing_a_rerun_does_not_clean(tmp_p
     assert main(["report", str(runs), "-o", str(out), "--n-boot", "10"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "runs", "tmpdir"]
     assert not list(tmpdir.iterdir())  # neither pepr-kernel-* nor tmp*.json
+
+
+def test_a_pickled_checkpoint_is_refused_in_one_whole_sentence(tmp_path):
+    """19.14 the error for a pickled .pt checkpoint was torch's advice cut off mid-sentence ("Do it only if")."""
+    import torch
+
+    from pepr_utils.model_build import _read_checkpoint
+
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "when": ROOT}, path)  # a Path: a pickled object
+    with pytest.raises(PeprError) as err:
+        _read_checkpoint(path)
+    message = str(err.value)
+    assert str(path) in message and "pickled Python objects" in message and message.endswith("file")
+    assert "\n" not in message
+
+
+def test_data_prepare_warns_of_one_class_and_shows_pixels_on_one_scale(tmp_path, capsys):
+    """19.7 a training split of one class passed without a word; 19.14 the pixel table mixed 0..1 (mean, std)
+    with 0..255 (min, median, max)."""
+    tiny_npz(tmp_path / "data" / "pneumoniamnist.npz", {"train_labels": np.zeros((40, 1), dtype=np.uint8)})
+    argv = ["data", "prepare", "--dataset", "pneumoniamnist", "--data-dir", str(tmp_path / "data"),
+            "--out-dir", str(tmp_path / "prep"), "--fractions", "1", "--no-progress"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: pneumoniamnist: every training label is class 0 (of 2 classes)" in err
+    stats = pd.read_csv(tmp_path / "prep" / "pixel_stats.csv")
+    values = stats[["mean", "std", "min", "median", "max"]]
+    assert values.ge(0).all().all() and values.le(1).all().all() and (stats["max"] > 0.5).all()
