@@ -51,17 +51,18 @@
 # `pepr grid run` executes this notebook once per run of a grid, with papermill.
 
 # %%
-# On Google Colab: install pepr_utils and the pinned stack (requirements-lock.txt) into this session.
-# A regular install (not -e), so the next cell imports it without a restart; once pepr_utils imports,
-# and anywhere but Colab, this cell does nothing. Same cell in every notebook (tests/test_reproduce.py).
+# On Google Colab: install pepr_utils, at this notebook's release, into this session. Colab's own torch
+# and Jupyter stack stay as they are; only the study's libraries get the lock's versions
+# (tools/colab_install.py). A regular install, so the next cell imports it without a restart; once
+# pepr_utils imports, and anywhere but Colab, this cell does nothing. Same cell in every notebook.
 import importlib, importlib.util, os, subprocess, sys
 if "google.colab" in sys.modules and importlib.util.find_spec("pepr_utils") is None:
     src = os.path.expanduser("~/pepr")  # absolute: a rerun from any folder finds this clone
     if not os.path.isdir(src):
         repo = os.environ.get("PEPR_REPO", "https://github.com/pepr-study/pepr")
-        subprocess.run(["git", "clone", "--depth", "1", repo, src], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f"{src}/requirements-lock.txt", src],
-                   check=True)
+        ref = os.environ.get("PEPR_REF", "v0.1.0")  # the release tag (PEPR_REF=main: the latest code)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", ref, repo, src], check=True)
+    subprocess.run([sys.executable, f"{src}/tools/colab_install.py", src], check=True)
     importlib.invalidate_caches()
 
 # %% tags=["parameters"]

@@ -97,7 +97,11 @@ def _first_code_cells() -> dict[str, str]:
 def test_every_notebook_starts_with_the_same_colab_cell():
     cells = _first_code_cells()
     assert len(cells) == 10 and len(set(cells.values())) == 1, cells
-    assert "google.colab" in next(iter(cells.values()))
+    cell = next(iter(cells.values()))
+    assert "google.colab" in cell
+    from pepr_utils import __version__
+
+    assert f'"PEPR_REF", "v{__version__}"' in cell  # the release tag of this version, not an unpinned main
 
 
 @pytest.mark.slow
@@ -111,8 +115,12 @@ def test_colab_cell_in_a_fresh_venv_imports_in_the_same_process_and_is_idempoten
     repo.mkdir()
     _source_copy(repo)
     shutil.copy2(ROOT / "requirements-lock.txt", repo / "requirements-lock.txt")
+    (repo / "tools").mkdir()
+    shutil.copy2(ROOT / "tools" / "colab_install.py", repo / "tools")
+    from pepr_utils import __version__
+
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", f"v{__version__}"]):
         subprocess.run([*git, *args], cwd=repo, check=True)
     venv = tmp_path / "venv"
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
