@@ -78,20 +78,23 @@ main, cost = f"pepr_{key}", resources[key]
 # %% [markdown]
 # ## 1. Verdicts: the paper's claims, tested on these runs
 #
-# One row per claim: the evidence (units compared, mean with a 95% interval that resamples units and
-# seeds, Wilcoxon p, rank-biserial r) and the verdict. The second table gives the verdict on each seed's
+# One row per claim: the evidence (units compared, Hodges-Lehmann estimate with a 95% interval that
+# resamples contexts, units and seeds, Wilcoxon p, rank-biserial r, equivalence p, Holm-adjusted p) and the
+# verdict (the vocabulary is `verdicts.VERDICTS`). The second table gives the verdict on each seed's
 # runs alone: a verdict that changes with the seed is not one to rely on. Only models that beat their
 # majority-class floor give evidence; the ones that did not are listed apart, "at floor", after the verdicts.
 
 # %%
-verdicts = vd.verdict_table(ok, resources=resources, by=main, seed=seed)
-by_seed = vd.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed)
+histories = an.load_histories(runs[runs["status"] == "ok"])  # per-epoch accuracy: the cost to a target
+verdicts = vd.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
+by_seed = vd.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
 rep.table(verdicts, "verdicts")
 rep.table(by_seed, "verdicts_by_seed")
 rep.text(rp.say_verdicts(verdicts, by_seed))
 floor = vd.at_floor(ok)
 rep.table(floor, "at_floor")
 rep.text(rp.say_at_floor(floor, ok))
+rep.text(rp.say_constant_predictors(ok))
 
 # %% [markdown]
 # ### How much data pretraining saves
@@ -234,7 +237,6 @@ rep.text(rp.say_agreement(an.rank_agreement(scored, ref_cols),
 
 # %%
 auc_col = f"pepr_auc_{key}"
-histories = an.load_histories(runs[runs["status"] == "ok"])
 swing = an.epoch_swing(histories)
 if len(swing):
     rep.table(swing, "epoch_swing")

@@ -297,8 +297,9 @@ def say_floor(scored: pd.DataFrame) -> str:
 
 
 def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) -> str:
-    """The verdict on each of the paper's claims in one sentence, and whether it holds in every seed."""
-    from .verdicts import UNTESTED
+    """The verdict on each of the paper's claims in one sentence, whether it survives Holm's correction
+    and whether it holds in every seed."""
+    from .verdicts import DECIDED, UNTESTED, VERDICTS
 
     lines = []
     for i, v in verdicts.reset_index(drop=True).iterrows():
@@ -310,12 +311,38 @@ def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) ->
             held = (" It holds in every seed subset." if bool(by_seed.loc[i, "holds in every seed"]) else
                     " It does **not** hold in every seed subset: " + ", ".join(
                         f"{c}: {by_seed.loc[i, c]}" for c in by_seed.columns if c.startswith("seed ")) + ".")
-        lines.append(f"{v['claim']}: **{v['verdict']}**: {v['measure']}, mean {_signed(v['mean'])} "
-                     f"[95% interval {fmt(v['ci_lo'])}, {fmt(v['ci_hi'])}] over {int(v['n'])} {v['units']} "
-                     f"({int(v['seeds'])} seed(s) each), Wilcoxon {fmt_p(v['p'])}, r = {fmt(v['effect_r'], 2)}"
-                     + (f"; {v['why']}" if v["why"] else "") + "." + held)
-    return ("Each claim of the paper tested on these runs. Intervals resample units and, within each, seeds; "
-            "p is a Wilcoxon signed-rank test on the units' seed means:\n\n" + _bullets(lines))
+        holm = ""
+        if v["verdict"] in DECIDED:
+            holm = (" It survives Holm's correction" if bool(v.get("survives_holm")) else
+                    " It does **not** survive Holm's correction") + f" (adjusted {fmt_p(v.get('p_holm'))})."
+        lines.append(f"{v['claim']}: **{v['verdict']}**: {v['measure']}, Hodges-Lehmann estimate "
+                     f"{_signed(v['estimate'])} [95% interval {fmt(v['ci_lo'])}, {fmt(v['ci_hi'])}] over "
+                     f"{int(v['n'])} {v['units']} in {int(v['clusters'])} contexts ({int(v['seeds'])} seed(s) each), "
+                     f"Wilcoxon {fmt_p(v['p'])}, r = {fmt(v['effect_r'], 2)}, margin {fmt(v['margin'])}"
+                     + (f"; {v['why']}" if v["why"] else "") + "." + holm + held)
+    legend = "; ".join(f"*{k}*: {d}" for k, d in VERDICTS.items())
+    return ("Each claim of the paper tested on these runs, only on models that beat their majority-class floor. "
+            "The estimate is the Hodges-Lehmann estimate of the units' seed means (what the signed-rank test "
+            "tests; its sign gives the direction with the rank-biserial r); intervals resample contexts, the "
+            "units within them and their seeds. Holm's correction runs over the claims of this table. "
+            f"Verdicts: {legend}.\n\n" + _bullets(lines))
+
+
+def say_constant_predictors(ok: pd.DataFrame, tol: float = 1e-3) -> str:
+    """Where runs predict one class for every image (|Cohen's kappa| <= ``tol``), per experiment: the
+    sentences a README states about collapsed runs come from here, never typed by hand."""
+    if "test_kappa" not in ok.columns or ok["test_kappa"].isna().all():
+        return "No Cohen's kappa recorded: constant predictors cannot be told apart."
+    const = ok.assign(constant=ok["test_kappa"].abs() <= tol)
+    counts = const.groupby("experiment", sort=True)["constant"].agg(["sum", "count"])
+    hit = counts[counts["sum"] > 0]
+    if not len(hit):
+        return f"No run is a constant predictor (|κ| ≤ {tol:g}) in any experiment."
+    lines = [f"`{e}`: {int(r['sum'])} of {plural(int(r['count']), 'run')} "
+             f"({', '.join(sorted(set(const.loc[(const['experiment'] == e) & const['constant'], 'model'].astype(str))))})"
+             for e, r in hit.iterrows()]
+    return (f"Runs that predict one class for every test image (|κ| ≤ {tol:g}), by experiment; every other "
+            "experiment has none:\n\n" + _bullets(lines))
 
 
 def say_at_floor(floor: pd.DataFrame, ok: pd.DataFrame) -> str:

@@ -1,17 +1,33 @@
 """The paper's claims, each tested on a study's runs and given a verdict: the table a report opens with.
 
 A claim is tested on *units* (a model in one context, or one experiment), each holding one value per
-seed. The headline is the mean over units with a 95% interval from a two-level bootstrap (units with
-replacement, then each unit's seeds with replacement), so the interval covers seed-to-seed variation
-as well as model-to-model variation; the p-value is a Wilcoxon signed-rank test on the units' seed
-means (two-sided). A verdict needs p < alpha:
+seed. The estimate is the Hodges-Lehmann estimate of the units' seed means, the location the Wilcoxon
+signed-rank test tests, and the direction of a significant effect is that of the test's own statistic
+(the rank-biserial r), never of a mean that may disagree with the ranks. Its 95% interval comes from a
+three-level bootstrap: contexts (dataset x size [x fraction or regime]) with replacement, the units of
+each drawn context, then each unit's seeds. Verdicts (:data:`VERDICTS`, the one vocabulary):
 
-* ``supported``: the effect goes the claimed way; ``reversed``: significantly the other way;
-* ``not supported``: no significant effect (the interval says how large an effect is still possible);
-* ``not testable``: too few units, or so few that the test cannot reach p < alpha by construction
-  (a two-sided Wilcoxon test needs 6 non-zero pairs for p < 0.05);
-* ``not testable (models at their floor)``: there would be enough units, but too few of them come from
-  models that learned (see below).
+* ``supported`` / ``reversed``: the two-sided signed-rank test gives p < alpha, r the claimed way / not;
+* ``contradicted``: an equivalence test (TOST of two one-sided signed-rank tests) shows the effect lies
+  within +-margin, smaller than the claimed size (:data:`MARGINS`, stated per measure); for the
+  non-inferiority claim (pretrained on little data vs scratch on all), significantly worse than -margin;
+* ``inconclusive``: neither; the interval holds both no effect and an effect of the claimed size;
+* ``not robust to the choice of P``: the accuracy claims are judged on test accuracy and on balanced
+  accuracy (co-primary P, :data:`CO_PRIMARY`, chance-aware: a constant predictor scores 1/K); their
+  verdicts differ. Test accuracy stays the headline, and PePR scores are never changed here;
+* ``not testable``: too few units (a two-sided Wilcoxon test needs 6 non-zero pairs for p < 0.05), or
+  nothing to test (e.g. no per-epoch history for the cost to a target accuracy);
+* ``not testable (models at their floor)``: see below.
+
+Clustered units: the units of one context share it, so p treats them as independent *given the
+contexts studied*: a verdict speaks for those contexts. ``p_clusters`` is an exact sign-flip test over
+context means, which speaks beyond them (with k contexts it cannot go below 2 / 2**k); ``why`` says
+whether it does. Multiplicity: Holm's correction runs over the claims of one table (the family is the
+claims of one report); ``survives_holm`` says which decided verdicts survive it.
+
+Compute: "pretraining cuts the compute needed" compares the energy each side spends to reach the
+accuracy scratch on all the data ends with (from the per-epoch history), paired by architecture, not
+the energy of a run on fewer images, which is lower by construction.
 
 **Only models that learned give evidence.** A model *learned* in an experiment when every one of its
 seeds beats the majority-class floor (``above_floor``: test accuracy above ``majority_acc`` and Cohen's
@@ -36,57 +52,73 @@ import numpy as np
 import pandas as pd
 
 from .analysis import HYPER_FIELDS, RESOURCES, label, per_seed_scores
-from .stats import signed_rank_p
+from .stats import (
+    cluster_sign_flip_p,
+    equivalence_p,
+    hodges_lehmann,
+    holm,
+    rank_biserial,
+    signed_rank_p,
+)
 
+#: The smallest effect of interest of each kind of measure: the equivalence (TOST) margin below which a
+#: claim is "contradicted", and the non-inferiority margin of "pretraining cuts the data needed".
+MARGINS: dict[str, float] = {
+    "accuracy": 0.02,  # accuracy points (also balanced accuracy)
+    "rho": 0.2,  # Spearman's rho of a size trend
+    "log10 parameters": float(np.log10(2)),  # a winner half or twice the size of the most accurate model
+    "log cost ratio": float(np.log(1.25)),  # 25% cheaper or costlier
+}
 #: Accuracy a fine-tuned model on little data may lose against scratch on all data and still count as
 #: "needing less data" (non-inferiority margin, in accuracy points).
-NONINFERIORITY_MARGIN = 0.02
+NONINFERIORITY_MARGIN = MARGINS["accuracy"]
 #: Fewest models that learned an experiment needs to give an experiment-level unit (size trend, winner).
 MIN_MODELS = 3
+#: The co-primary P of the accuracy claims, beside test accuracy (same scale, so the same margin).
+CO_PRIMARY = "test_bal_acc"
 AT_FLOOR = "not testable (models at their floor)"
+NOT_ROBUST = "not robust to the choice of P"
 #: The verdicts, each with what it means: the one vocabulary the table, the report and the tests use.
 VERDICTS: dict[str, str] = {
-    "supported": "significant (p < alpha) the claimed way",
+    "supported": "significant (p < alpha) the claimed way, the way the tested statistic (rank-biserial r) points",
     "reversed": "significant the other way",
-    "not supported": "no significant effect; the interval says how large an effect is still possible",
-    "not testable": "too few units for the test to reach p < alpha by construction",
+    "contradicted": "an equivalence test (TOST, margin stated) shows an effect smaller than the claimed size "
+                    "(for non-inferiority: worse by more than the margin)",
+    "inconclusive": "neither: the interval holds both no effect and an effect of the claimed size",
+    NOT_ROBUST: "test accuracy and balanced accuracy as P give different verdicts",
+    "not testable": "too few units for the test to reach p < alpha by construction, or no data to test",
     AT_FLOOR: "enough units were run, but too few come from models that beat their majority-class floor",
 }
 #: The verdicts that say no test was made (the report gives their reason instead of numbers).
 UNTESTED = ("not testable", AT_FLOOR)
-COLUMNS = ["claim", "measure", "units", "n", "mean", "ci_lo", "ci_hi", "p", "effect_r", "verdict", "why"]
+#: The verdicts a significant test decided (the ones Holm's correction may overturn).
+DECIDED = ("supported", "reversed", "contradicted")
+COLUMNS = ["claim", "measure", "units", "n", "clusters", "estimate", "ci_lo", "ci_hi", "effect_r", "p", "margin",
+           "p_equiv", "p_clusters", "p_holm", "survives_holm", "verdict", "why"]
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def unit_bootstrap(units: Sequence[np.ndarray], *, n_boot: int = 2000, seed: int = 0,
+def unit_bootstrap(units: Sequence[np.ndarray], *, clusters: Sequence | None = None,
+                   stat: Callable[[np.ndarray], float] = np.mean, n_boot: int = 2000, seed: int = 0,
                    level: float = 0.95) -> tuple[float, float]:
-    """Interval of the mean over units, resampling units and, within each, its seed values."""
-    units = [np.asarray(u, dtype=float) for u in units if len(u)]
+    """Interval of ``stat`` over unit means, resampling clusters (each unit its own without ``clusters``),
+    the units within each drawn cluster, and within each unit its seed values."""
+    keep = [i for i, u in enumerate(units) if len(u)]
+    units = [np.asarray(units[i], dtype=float) for i in keep]
     if len(units) < 2:
         return np.nan, np.nan
+    labels = np.asarray([clusters[i] for i in keep] if clusters is not None else range(len(units)), dtype=object)
+    groups = [np.flatnonzero(labels == c) for c in dict.fromkeys(labels)]
     rng = np.random.default_rng(seed)
     per_unit = np.empty((n_boot, len(units)))
     for j, values in enumerate(units):
-        draw = rng.integers(0, len(values), size=(n_boot, len(values)))
-        per_unit[:, j] = values[draw].mean(axis=1)
-    pick = rng.integers(0, len(units), size=(n_boot, len(units)))
-    means = np.take_along_axis(per_unit, pick, axis=1).mean(axis=1)
+        per_unit[:, j] = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        drawn = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+        out[b] = stat(per_unit[b, np.concatenate([g[rng.integers(0, len(g), len(g))] for g in drawn])])
     tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
-
-
-def signed_rank(unit_means: np.ndarray) -> tuple[float, float]:
-    """Two-sided Wilcoxon signed-rank p against 0 and the matched-pairs rank-biserial r (NaN when undefined)."""
-    from scipy import stats
-
-    d = np.asarray(unit_means, dtype=float)
-    d = d[np.isfinite(d)]
-    nonzero = d[d != 0]
-    if len(nonzero) < 2:
-        return np.nan, np.nan
-    ranks = stats.rankdata(np.abs(nonzero))
-    w_plus, w_minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
-    return float(stats.wilcoxon(d).pvalue), float((w_plus - w_minus) / (w_plus + w_minus))
+    return float(np.quantile(out, tail)), float(np.quantile(out, 1 - tail))
 
 
 def min_units_for(alpha: float) -> int:
@@ -97,33 +129,67 @@ def min_units_for(alpha: float) -> int:
     return n
 
 
-def judge(units: Sequence[np.ndarray] | Units, direction: int, *, alpha: float = 0.05, n_boot: int = 2000,
-          seed: int = 0) -> dict:
-    """Mean, interval, p, effect and verdict for units whose claimed effect has sign ``direction``
-    (``units`` may carry the units left out at their floor: they are counted in ``why``)."""
-    left = units if isinstance(units, Units) else Units(list(units))
-    units = [np.asarray(u, dtype=float) for u in left.values]
-    units = [u[np.isfinite(u)] for u in units]
-    units = [u for u in units if len(u)]
-    means = np.array([u.mean() for u in units])
-    lo, hi = unit_bootstrap(units, n_boot=n_boot, seed=seed)
-    p, r = signed_rank(means)
-    out = {"n": len(units), "mean": float(means.mean()) if len(means) else np.nan, "ci_lo": lo, "ci_hi": hi,
-           "p": p, "effect_r": r, "seeds": max((len(u) for u in units), default=0)}
-    need = min_units_for(alpha)
-    nonzero = int((means != 0).sum())
+def judge(units: Sequence[np.ndarray] | Units, direction: int, *, margin: float, alpha: float = 0.05,
+          n_boot: int = 2000, seed: int = 0, noninferior: bool = False) -> dict:
+    """Estimate, interval, tests and verdict for units whose claimed effect has sign ``direction``.
+
+    The estimate is the Hodges-Lehmann estimate of the unit means (what the signed-rank test tests) with
+    a cluster bootstrap interval; p is the two-sided signed-rank test (or, with ``noninferior``, the
+    one-sided test of d > -margin), the direction that of the rank-biserial r, ``p_equiv`` the TOST
+    against +-``margin``, ``p_clusters`` a sign-flip test over cluster means. ``units`` may carry the
+    units left out at their floor: they are counted in ``why``."""
+    left = units if isinstance(units, Units) else Units(list(units), clusters=list(range(len(units))))
+    means, clusters, seeds = left.means()
+    lo, hi = unit_bootstrap([v[np.isfinite(v)] for v in left.values], clusters=left.clusters, stat=hodges_lehmann,
+                            n_boot=n_boot, seed=seed)
+    p_clusters, k = cluster_sign_flip_p(means, clusters, seed=seed)
+    out = {"n": len(means), "clusters": k, "estimate": hodges_lehmann(means), "ci_lo": lo, "ci_hi": hi,
+           "effect_r": rank_biserial(means), "margin": margin, "p_equiv": equivalence_p(means, margin),
+           "p_clusters": p_clusters, "seeds": seeds}
+    need, nonzero = min_units_for(alpha), int((means != 0).sum())
     if nonzero < need:
-        out.update(verdict=AT_FLOOR if left.left_out and nonzero + left.left_out >= need else "not testable",
+        verdict = AT_FLOOR if left.left_out and nonzero + left.left_out >= need else "not testable"
+        out.update(p=np.nan, verdict=verdict,
                    why=f"{nonzero} non-zero units: a Wilcoxon test needs {need} to reach p < {alpha:g}")
-    elif not np.isfinite(p) or p >= alpha:
-        out.update(verdict="not supported", why=f"no significant effect (p = {p:.2g})")
-    elif np.sign(out["mean"]) == direction:
-        out.update(verdict="supported", why=f"p = {p:.2g}; {_share(means, direction)} units the claimed way")
     else:
-        out.update(verdict="reversed", why=f"significant the other way (p = {p:.2g})")
+        decide = _noninferiority if noninferior else _superiority
+        out.update(decide(means, direction, margin, alpha, out))
+        out["why"] += "; " + _scope(k, p_clusters, alpha)
     if left.left_out:
         out["why"] += f"; {left.note}"
     return out
+
+
+def _superiority(means: np.ndarray, direction: int, margin: float, alpha: float, out: dict) -> dict:
+    p = signed_rank_p(means)
+    if p < alpha:
+        verdict = "supported" if np.sign(out["effect_r"]) == direction else "reversed"
+        return {"p": p, "verdict": verdict, "why": f"p = {p:.2g}; {_share(means, direction)} units the claimed way"}
+    if out["p_equiv"] < alpha:
+        return {"p": p, "verdict": "contradicted",
+                "why": f"no effect as large as {margin:.3g} (equivalence p = {out['p_equiv']:.2g})"}
+    return {"p": p, "verdict": "inconclusive",
+            "why": f"p = {p:.2g}; the interval holds no effect and effects of +-{margin:.3g}"}
+
+
+def _noninferiority(means: np.ndarray, direction: int, margin: float, alpha: float, out: dict) -> dict:
+    p, p_worse = signed_rank_p(means, -margin, "greater"), signed_rank_p(means, -margin, "less")
+    if p < alpha:
+        return {"p": p, "verdict": "supported", "why": f"no worse than the reference by more than {margin:g} (p = {p:.2g})"}
+    if p_worse < alpha:
+        return {"p": p, "p_equiv": p_worse, "verdict": "contradicted",
+                "why": f"worse than the reference by more than {margin:g} (p = {p_worse:.2g})"}
+    return {"p": p, "verdict": "inconclusive", "why": f"non-inferiority at margin {margin:g} not shown (p = {p:.2g})"}
+
+
+def _scope(k: int, p_clusters: float, alpha: float) -> str:
+    """How p treats clustered units: the units of one context are tested as independent, so the verdict
+    speaks for the contexts studied; the sign-flip test over context means says whether it reaches beyond."""
+    if not np.isfinite(p_clusters):
+        return f"units in {k} context(s): the verdict speaks for these contexts only"
+    reach = ("also beyond them" if p_clusters < alpha else
+             "not beyond them" + (f" ({k} contexts cannot reach p < {alpha:g})" if 2 * 0.5 ** k >= alpha else ""))
+    return f"units in {k} contexts: the verdict speaks for these; context-level sign-flip p = {p_clusters:.2g}, {reach}"
 
 
 def _share(means: np.ndarray, direction: int) -> str:
@@ -136,9 +202,21 @@ class Units:
     """A claim's units (one array of per-seed values each) and how many were left out, and why."""
 
     values: list[np.ndarray] = field(default_factory=list)
+    clusters: list = field(default_factory=list)  # the context of each unit (dataset x size [x fraction])
     left_out: int = 0
     of: int = 0
     reason: str = "a model at its majority-class floor"
+
+    def add(self, value, cluster) -> None:
+        self.values.append(np.asarray(value, dtype=float))
+        self.clusters.append(cluster)
+
+    def means(self) -> tuple[np.ndarray, list, int]:
+        """The finite unit means, their clusters, and the most seeds a unit has."""
+        kept = [(v[np.isfinite(v)], c) for v, c in zip(self.values, self.clusters, strict=True)]
+        kept = [(v, c) for v, c in kept if len(v)]
+        return (np.array([v.mean() for v, _ in kept]), [c for _, c in kept],
+                max((len(v) for v, _ in kept), default=0))
 
     @property
     def note(self) -> str:
@@ -237,13 +315,18 @@ def paired_units(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]],
             if not (ra["learned"].all() and rb["learned"].all()):
                 units.left_out += 1
                 continue
-            units.values.append(np.asarray(value(ra.loc[seeds], rb.loc[seeds]), dtype=float))
+            units.add(value(ra.loc[seeds], rb.loc[seeds]), a)
     return units
 
 
-def accuracy_gain(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
-    """Test accuracy of side ``a`` minus side ``b``, seed by seed (the value of a paired accuracy claim)."""
-    return a["test_acc"].to_numpy(float) - b["test_acc"].to_numpy(float)
+def gain(column: str) -> Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]:
+    """``column`` of side ``a`` minus side ``b``, seed by seed (the value of a paired accuracy claim)."""
+    def value(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+        return a[column].to_numpy(float) - b[column].to_numpy(float)
+    return value
+
+
+accuracy_gain = gain("test_acc")
 
 
 def learned_scores(ok: pd.DataFrame, resources: Mapping[str, str]) -> pd.DataFrame:
@@ -266,7 +349,7 @@ def experiment_units(ok: pd.DataFrame, per_seed: pd.DataFrame, stat: Callable[[p
         values = [stat(s) for _, s in mine.groupby("seed", sort=True) if s["model"].nunique() >= min_models]
         values = [v for v in values if np.isfinite(v)]
         if values:
-            units.values.append(np.asarray(values))
+            units.add(values, "-".join(str(g[c].iloc[0]) for c in ("dataset", "size")))
         else:
             units.left_out += 1
     return units
@@ -297,71 +380,85 @@ def winner_size_gap(by: str) -> Callable[[pd.DataFrame], float]:
 # ------------------------------------------------------------------------------------------ claims
 def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES, by: str = "pepr_e",
                   alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
-                  margin: float = NONINFERIORITY_MARGIN) -> pd.DataFrame:
-    """One row per claim of the paper: the evidence (units, mean with 95% interval, p, effect r) and the
-    verdict, from the scored runs ``ok`` (one row per run, several seeds allowed)."""
+                  margin: float = NONINFERIORITY_MARGIN, histories: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim of the paper: the evidence (units, Hodges-Lehmann estimate with 95% interval,
+    tests, effect r) and the verdict, from the scored runs ``ok`` (one row per run, several seeds
+    allowed) and their per-epoch ``histories`` (:func:`pepr_utils.analysis.load_histories`; the cost to
+    a target accuracy needs them). Holm's correction runs over the claims of this table (the family)."""
     key = by[len("pepr_"):]
     cost = resources.get(key, "energy_kwh")
     ok = with_learned(ok)
     per_seed = learned_scores(ok, resources) if len(ok) else ok
     kw = {"alpha": alpha, "n_boot": n_boot, "seed": seed}
-    rows = []
-
-    def add(claim: str, measure: str, units_label: str, result: dict) -> None:
-        rows.append({"claim": claim, "measure": measure, "units": units_label, **result})
-
     name = label(by)
     scored = key in resources and resources[key] in ok.columns
-    if scored:
-        add(f"Small models win on {name} ({name} falls with model size)",
-            f"Spearman rho(parameters, {name}) per experiment", "experiments",
-            judge(experiment_units(ok, per_seed, size_trend(by)), -1, **kw))
-    else:
-        add(f"Small models win on {name}", "", "experiments", _untestable(f"{by} not scored"))
-
-    pre = contexts(ok, "pretraining")
-    add("ImageNet pretraining raises accuracy", "test accuracy, pretrained - scratch",
-        "model x dataset x fraction", judge(paired_units(ok, pre, accuracy_gain), +1, **kw) if pre
-        else _untestable("no pretrained and scratch runs at the same dataset and fraction"))
-    add(*_data_needed(ok, cost, margin, kw))
-    data = contexts(ok, "data")
-    add("More training data raises accuracy", "test accuracy, largest - smallest fraction",
-        "model x dataset x regime", judge(paired_units(ok, data, accuracy_gain), +1, **kw) if data
-        else _untestable("no experiment was run at two training fractions"))
-    result = (judge(experiment_units(ok, per_seed, winner_size_gap(by)), -1, **kw) if scored
-              else _untestable(f"{by} not scored"))
-    add(f"{name} prefers smaller models than accuracy",
-        f"log10 parameters of the {name} winner - of the most accurate model", "experiments", result)
-    table = pd.DataFrame(rows)
-    return table.reindex(columns=[*COLUMNS, "seeds"])
+    rows = [
+        _experiment_claim(ok, per_seed, scored, by, f"Small models win on {name} ({name} falls with model size)",
+                          f"Spearman rho(parameters, {name}) per experiment", size_trend(by), "rho", kw),
+        _accuracy_claim(ok, "pretraining", "ImageNet pretraining raises accuracy", "pretrained - scratch",
+                        "model x dataset x fraction", MARGINS["accuracy"], False, kw,
+                        "no pretrained and scratch runs at the same dataset and fraction"),
+        _accuracy_claim(ok, "pretraining_for_data", "Pretraining cuts the data needed (pretrained on the smallest "
+                        "fraction is no worse than scratch on all)", f"pretrained at the smallest fraction - scratch "
+                        f"at the largest (non-inferiority margin {margin:g})", "model x dataset", margin, True, kw,
+                        "no pretrained runs on less data than scratch runs", ratio_of=cost),
+        _cost_claim(ok, histories, cost, kw),
+        _accuracy_claim(ok, "data", "More training data raises accuracy", "largest - smallest fraction",
+                        "model x dataset x regime", MARGINS["accuracy"], False, kw,
+                        "no experiment was run at two training fractions"),
+        _experiment_claim(ok, per_seed, scored, by, f"{name} prefers smaller models than accuracy",
+                          f"log10 parameters of the {name} winner - of the most accurate model",
+                          winner_size_gap(by), "log10 parameters", kw),
+    ]
+    return _with_holm(pd.DataFrame(rows), alpha).reindex(columns=[*COLUMNS, "seeds"])
 
 
-def _data_needed(ok: pd.DataFrame, cost: str, margin: float, kw: dict) -> tuple[str, str, str, dict]:
-    """The paper's data question: pretrained on the smallest fraction vs scratch on the largest, paired by
-    model, as a non-inferiority test: supported when the accuracy difference is significantly above
-    ``-margin`` (one-sided signed-rank test on d + margin); the energy ratio is reported beside it (it
-    is lower by construction, as the small fraction has fewer training images)."""
-    claim = "Pretraining cuts the data needed (pretrained on the smallest fraction is no worse than scratch on all)"
-    measure = f"test accuracy, pretrained at the smallest fraction - scratch at the largest (margin {margin:g})"
-    pairs = contexts(ok, "pretraining_for_data")
+def _row(claim: str, measure: str, units: str, result: dict) -> dict:
+    return {"claim": claim, "measure": measure, "units": units, **result}
+
+
+def _experiment_claim(ok, per_seed, scored, by, claim, measure, stat, margin_kind, kw) -> dict:
+    if not scored:
+        return _row(claim, measure, "experiments", _untestable(f"{by} not scored"))
+    units = experiment_units(ok, per_seed, stat)
+    return _row(claim, measure, "experiments", judge(units, -1, margin=MARGINS[margin_kind], **kw))
+
+
+def _accuracy_claim(ok, kind, claim, measure, units_label, margin, noninferior, kw, none_why, ratio_of=None) -> dict:
+    """A paired claim on test accuracy, with balanced accuracy as co-primary P: where both are recorded
+    and their verdicts differ, the verdict is "not robust to the choice of P"."""
+    pairs = contexts(ok, kind)
+    measure = f"test accuracy, {measure}"
     if not pairs:
-        return claim, measure, "model x dataset", _untestable("no pretrained runs on less data than scratch runs")
-    units = paired_units(ok, pairs, accuracy_gain)
-    acc = judge(units, +1, **kw)
-    if acc["verdict"] in UNTESTED:
-        return claim, measure, "model x dataset", acc
-    means = [u[np.isfinite(u)].mean() for u in units.values if np.isfinite(u).any()]
-    p_ni = signed_rank_p(means, -margin, "greater")
-    p_worse = signed_rank_p(means, -margin, "less")
-    if p_ni < kw["alpha"]:
-        verdict, why = "supported", f"no worse than scratch on all the data by more than {margin:g} (p = {p_ni:.2g})"
-    elif p_worse < kw["alpha"]:
-        verdict, why = "reversed", f"worse than scratch on all the data by more than {margin:g} (p = {p_worse:.2g})"
-    else:
-        verdict, why = "not supported", f"non-inferiority at margin {margin:g} not shown (p = {p_ni:.2g})"
-    ratio = _ratio(ok, pairs, cost, kw)
-    return claim, measure, "model x dataset", {**acc, "p": p_ni, "verdict": verdict,
-                                               "why": "; ".join(w for w in (why, ratio, units.note) if w)}
+        return _row(claim, measure, units_label, _untestable(none_why))
+    acc = judge(paired_units(ok, pairs, gain("test_acc")), +1, margin=margin, noninferior=noninferior, **kw)
+    if acc["verdict"] not in UNTESTED:
+        acc = _co_primary(acc, ok, pairs, margin, noninferior, kw)
+        if ratio_of:
+            acc["why"] += "; " + _ratio(ok, pairs, ratio_of, kw)
+    return _row(claim, measure, units_label, acc)
+
+
+def _co_primary(acc: dict, ok, pairs, margin, noninferior, kw) -> dict:
+    if CO_PRIMARY not in ok.columns or ok[CO_PRIMARY].isna().all():
+        return {**acc, "why": acc["why"] + f"; {label(CO_PRIMARY)} not recorded (no co-primary P)"}
+    other = judge(paired_units(ok, pairs, gain(CO_PRIMARY)), +1, margin=margin, noninferior=noninferior, **kw)
+    if other["verdict"] == acc["verdict"]:
+        return {**acc, "why": acc["why"] + f"; {label(CO_PRIMARY)} agrees"}
+    return {**acc, "verdict": NOT_ROBUST,
+            "why": f"test accuracy: {acc['verdict']} ({acc['why']}); {label(CO_PRIMARY)}: {other['verdict']} "
+                   f"(estimate {other['estimate']:+.3g}, p = {other['p']:.2g})"}
+
+
+def _with_holm(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Holm-adjusted p over the claims that were tested (the family: this table's claims); a verdict
+    ``survives_holm`` when it was decided by a test (supported, reversed, contradicted) whose adjusted
+    p stays below ``alpha``. The deciding p of "contradicted" is the equivalence test's."""
+    deciding = np.where(table["verdict"] == "contradicted", table["p_equiv"], table["p"])
+    deciding = np.where(table["verdict"].isin(UNTESTED), np.nan, deciding)
+    table["p_holm"] = holm(deciding)
+    table["survives_holm"] = table["verdict"].isin(DECIDED) & (table["p_holm"] < alpha)
+    return table
 
 
 def _ratio(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]], cost: str, kw: dict) -> str:
@@ -369,13 +466,88 @@ def _ratio(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]], cost: str, kw: di
     if cost not in ok.columns or ok[cost].isna().all():
         return f"{cost} not recorded"
     units = paired_units(ok, pairs, lambda a, b: np.log(a[cost].to_numpy(float) / b[cost].to_numpy(float)))
-    logs = [u[np.isfinite(u)] for u in units.values]
-    logs = [u for u in logs if len(u)]
-    if not logs:
+    means, _, _ = units.means()
+    if not len(means):
         return ""
-    lo, hi = unit_bootstrap(logs, n_boot=kw["n_boot"], seed=kw["seed"])
-    mean = float(np.mean([u.mean() for u in logs]))
-    return f"{label(cost)} x{np.exp(mean):.2g} [{np.exp(lo):.2g}, {np.exp(hi):.2g}] (fewer images: cheaper by construction)"
+    lo, hi = unit_bootstrap([v[np.isfinite(v)] for v in units.values], clusters=units.clusters, **_kw_boot(kw))
+    return (f"{label(cost)} x{np.exp(means.mean()):.2g} [{np.exp(lo):.2g}, {np.exp(hi):.2g}] beside it "
+            "(fewer images: cheaper by construction)")
+
+
+def _kw_boot(kw: Mapping) -> dict:
+    return {"n_boot": kw["n_boot"], "seed": kw["seed"]}
+
+
+# ----------------------------------------------------------------------------------- cost to a target
+def _cost_claim(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str, kw: dict) -> dict:
+    claim = "Pretraining cuts the compute needed (to reach scratch-on-all-data's accuracy)"
+    measure = (f"log {label(cost)} to reach the target accuracy, pretrained / scratch (each side's cheapest "
+               "run, any fraction, up to the first epoch at the target)")
+    units = target_cost_units(ok, histories, cost)
+    if isinstance(units, str):
+        return _row(claim, measure, "model x dataset", _untestable(units))
+    return _row(claim, measure, "model x dataset", judge(units, -1, margin=MARGINS["log cost ratio"], **kw))
+
+
+def cost_to_reach(history: pd.DataFrame | None, total: float, target: float) -> float:
+    """``total`` cost of a run times the share of its epoch time spent until the first epoch whose test
+    accuracy reaches ``target``; inf when no epoch does; NaN without a per-epoch test accuracy."""
+    if history is None or "test_acc" not in history.columns or history["test_acc"].isna().all():
+        return np.nan
+    h = history.sort_values("epoch")
+    times = (h["epoch_time_s"].fillna(0).to_numpy(float) if "epoch_time_s" in h.columns
+             and h["epoch_time_s"].notna().all() and h["epoch_time_s"].sum() > 0 else np.ones(len(h)))
+    reached = np.flatnonzero(h["test_acc"].to_numpy(float) >= target - 1e-9)
+    if not len(reached):
+        return np.inf
+    return float(total * times[: reached[0] + 1].sum() / times.sum())
+
+
+def target_cost_units(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str) -> Units | str:
+    """Per model run pretrained and from scratch on all the data of one dataset and size, and per seed:
+    log of the cost the cheapest pretrained run (any fraction) spends to reach the accuracy scratch on
+    all the data ends with, over the same for the cheapest scratch run. A pretrained side that never
+    reaches it is costlier than any that does (the largest value, for the ranks). The reason, as a
+    string, when nothing can be computed."""
+    if cost not in ok.columns or ok[cost].isna().all():
+        return f"{cost} not recorded"
+    per_run = {} if histories is None or not len(histories) or "test_acc" not in histories.columns else {
+        rid: h for rid, h in histories.dropna(subset=["test_acc"]).groupby("run_id")}
+    if not per_run:
+        return "no per-epoch history (evaluate every epoch to test it)"
+    ok = with_learned(ok)
+    exps, units = _experiments(ok), Units(reason="a side at its floor or without per-epoch history")
+    pre = _pretrained_regime(exps)
+    for (ds, size), g in exps.groupby(["dataset", "size"], sort=True):
+        runs = ok[ok["experiment"].isin(g["experiment"])]
+        full = runs[(runs["regime"] == "scratch") & (runs["fraction"] == runs.loc[runs["regime"] == "scratch", "fraction"].max())]
+        for model in sorted(set(full["model"]) & set(runs.loc[runs["regime"] == pre, "model"])):
+            units.of += 1
+            value = _log_cost_ratio(runs[runs["model"] == model], pre, per_run, cost)
+            if value is None:
+                units.left_out += 1
+            else:
+                units.add(value, f"{ds}-{size}")
+    finite = [abs(v[np.isfinite(v)]).max() for v in units.values if np.isfinite(v).any()]
+    cap = (max(finite) if finite else 1.0) + 1.0
+    units.values = [np.where(np.isposinf(v), cap, v) for v in units.values]
+    return units
+
+
+def _log_cost_ratio(runs: pd.DataFrame, pre: str, per_run: Mapping, cost: str) -> np.ndarray | None:
+    scratch = runs[runs["regime"] == "scratch"]
+    full = scratch[scratch["fraction"] == scratch["fraction"].max()]
+    if not full["learned"].all() or not runs.loc[runs["regime"] == pre, "learned"].all():
+        return None
+    values = []
+    for s, target_run in full.drop_duplicates("seed").set_index("seed").iterrows():
+        side = {regime: [cost_to_reach(per_run.get(r["run_id"]), r[cost], target_run["test_acc"])
+                         for _, r in runs[(runs["regime"] == regime) & (runs["seed"] == s)].iterrows()]
+                for regime in (pre, "scratch")}
+        side = {k: [c for c in v if not np.isnan(c)] for k, v in side.items()}
+        if side[pre] and side["scratch"] and np.isfinite(min(side["scratch"])):
+            values.append(np.log(min(side[pre]) / min(side["scratch"])) if np.isfinite(min(side[pre])) else np.inf)
+    return np.asarray(values, dtype=float) if values else None
 
 
 # ------------------------------------------------------------------------------------ data efficiency
@@ -426,8 +598,9 @@ def smallest_matching_fraction(curve: pd.DataFrame) -> pd.DataFrame:
 
 
 def _untestable(why: str) -> dict:
-    return {"n": 0, "mean": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "p": np.nan, "effect_r": np.nan,
-            "verdict": "not testable", "why": why, "seeds": 0}
+    return {"n": 0, "clusters": 0, "estimate": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "effect_r": np.nan,
+            "p": np.nan, "margin": np.nan, "p_equiv": np.nan, "p_clusters": np.nan, "verdict": "not testable",
+            "why": why, "seeds": 0}
 
 
 def verdicts_by_seed(ok: pd.DataFrame, verdicts: pd.DataFrame, **kwargs) -> pd.DataFrame:

@@ -123,10 +123,11 @@ def test_planted_claims_get_their_verdicts():
     assert verdict.filter(like="prefers smaller").item() == "supported"
     # pretrained on 10% is 0.02 below scratch on 100%: on the 0.02 margin, so non-inferiority is not shown
     cuts = v[v.index.str.contains("cuts the data")].iloc[0]
-    assert cuts["verdict"] == "not supported" and "non-inferiority at margin 0.02 not shown" in cuts["why"]
-    assert "energy x0.1 [0.1, 0.1]" in cuts["why"]  # the energy ratio beside it
+    assert cuts["verdict"] == "inconclusive" and "non-inferiority at margin 0.02 not shown" in cuts["why"]
+    assert "energy x0.1 [0.1, 0.1] beside it" in cuts["why"]  # the energy ratio beside it
+    assert v["survives_holm"].filter(like="pretraining raises accuracy").item()
     row = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
-    assert row["n"] == 18 and row["seeds"] == 2 and row["ci_lo"] < 0.08 < row["ci_hi"]
+    assert row["n"] == 18 and row["seeds"] == 2 and row["ci_lo"] < 0.08 < row["ci_hi"] and row["clusters"] == 6
 
 
 def test_a_pretraining_gain_that_covers_the_data_loss_supports_the_third_claim():
@@ -134,9 +135,9 @@ def test_a_pretraining_gain_that_covers_the_data_loss_supports_the_third_claim()
     assert v[v.index.str.contains("cuts the data")]["verdict"].item() == "supported"
 
 
-def test_no_effect_is_not_supported_and_reversal_is_reversed():
+def test_no_effect_is_contradicted_and_reversal_is_reversed():
     v = _verdicts(_runs(pretrain_gain=0.0, data_gain=-0.1))
-    assert v.filter(like="pretraining raises accuracy", axis=0)["verdict"].item() == "not supported"
+    assert v.filter(like="pretraining raises accuracy", axis=0)["verdict"].item() == "contradicted"
     assert v.filter(like="More training data", axis=0)["verdict"].item() == "reversed"
 
 
@@ -189,8 +190,9 @@ def test_every_accuracy_below_the_floor_makes_every_claim_untestable():
     'wins'; no claim may be supported, reversed or not supported."""
     ok = _below_floor(_runs(pretrain_gain=0.08), slice(None))
     v = _verdicts(ok)
-    assert (v["verdict"] == vd.AT_FLOOR).all(), v["verdict"]
-    assert v["why"].str.contains("left out").all()
+    cost = v.index.str.contains("compute needed")  # no per-epoch history here: not testable for that reason
+    assert (v.loc[~cost, "verdict"] == vd.AT_FLOOR).all(), v["verdict"]
+    assert v["verdict"].isin(vd.UNTESTED).all() and v.loc[~cost, "why"].str.contains("left out").all()
     assert set(vd.at_floor(ok)["model"]) == set(SIZES)
     assert "At floor: 48 of 48 model-experiments" in rp.say_at_floor(vd.at_floor(ok), ok)
     assert "not testable (models at their floor)" in rp.say_verdicts(v.reset_index())
@@ -226,10 +228,10 @@ def test_experiments_differing_only_by_epochs_are_not_merged():
 
 
 # ------------------------------------------------------------------------------- the data question
-def test_pretrained_on_little_data_worse_than_the_margin_is_reversed():
+def test_pretrained_on_little_data_worse_than_the_margin_is_contradicted():
     v = _verdicts(_runs(pretrain_gain=0.0, data_gain=0.1))
     cuts = v[v.index.str.contains("cuts the data")].iloc[0]
-    assert cuts["verdict"] == "reversed" and "by more than 0.02" in cuts["why"]
+    assert cuts["verdict"] == "contradicted" and "by more than 0.02" in cuts["why"]
 
 
 def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_data():
@@ -257,3 +259,92 @@ def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_dat
     # two fractions only, or one pretrained architecture: no curve
     assert not len(vd.data_efficiency(_runs()))
     assert not len(vd.data_efficiency(_runs(fractions=(1.0, 0.3, 0.1), acc_of=acc, pretrained=("c",))))
+
+
+# ------------------------------------------------------------------------- statistics a verdict needs
+def _judge(means, clusters=None, margin=0.02):
+    units = vd.Units([np.array([m]) for m in means], clusters=list(clusters if clusters is not None else range(len(means))))
+    return vd.judge(units, +1, margin=margin, n_boot=300)
+
+
+def test_inconclusive_and_contradicted_are_told_apart():
+    rng = np.random.default_rng(0)
+    assert _judge(rng.normal(0, 0.003, 12))["verdict"] == "contradicted"  # TOST: within +-0.02
+    wide = _judge(rng.normal(0, 0.08, 12))
+    assert wide["verdict"] == "inconclusive" and wide["ci_lo"] < -0.02 and wide["ci_hi"] > 0.02
+
+
+def test_direction_comes_from_the_tested_statistic_not_the_mean():
+    means = [0.01 + 0.001 * i for i in range(16)] + [-0.3, -0.31]  # most ranks up, the mean down
+    r = _judge(means)
+    assert np.mean(means) < 0 < r["effect_r"] and r["estimate"] > 0 and r["p"] < 0.05
+    assert r["verdict"] == "supported"
+
+
+def test_holm_runs_over_the_claims_of_one_table():
+    from pepr_utils.stats import holm
+
+    assert np.allclose(holm([0.01, 0.04, np.nan, 0.03]), [0.03, 0.06, np.nan, 0.06], equal_nan=True)
+    v = _verdicts(_runs(pretrain_gain=0.08))
+    tested = v[~v["verdict"].isin(vd.UNTESTED)]
+    assert (tested["p_holm"] >= tested["p"] - 1e-12).all()
+    assert (v["survives_holm"] == (v["verdict"].isin(vd.DECIDED) & (v["p_holm"] < 0.05))).all()
+
+
+def test_clustered_units_widen_the_interval_and_say_how_far_p_reaches():
+    # 3 contexts of 6 units each: the context sets the sign; units within agree
+    effects = [0.1, -0.05, 0.08]
+    means = [e + 0.001 * i for e in effects for i in range(6)]
+    clusters = [c for c in range(3) for _ in range(6)]
+    one = _judge(means)
+    clustered = _judge(means, clusters)
+    assert clustered["ci_hi"] - clustered["ci_lo"] > 2 * (one["ci_hi"] - one["ci_lo"])
+    assert clustered["clusters"] == 3 and clustered["p_clusters"] >= 0.25
+    assert "3 contexts cannot reach p < 0.05" in clustered["why"]
+
+
+def _histories(ok, pre_reaches: bool) -> pd.DataFrame:
+    """Per-epoch test accuracy, 4 epochs of equal time: every run ends at its final accuracy; a pretrained
+    run gets there at epoch 1 (or never reaches scratch-on-all-data's, when not ``pre_reaches``)."""
+    rows = []
+    for _, r in ok.iterrows():
+        for e in range(4):
+            pre = r["regime"] != "scratch"
+            acc = r["test_acc"] if (pre and pre_reaches) or e == 3 else r["test_acc"] - 0.3
+            rows.append({"run_id": r["run_id"], "epoch": e, "test_acc": acc, "epoch_time_s": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_cost_to_reach_a_target_accuracy():
+    ok = _runs(pretrain_gain=0.12, noise=0.002)  # pretrained beats scratch on all the data, even at 10%
+    v = _verdicts(ok, histories=_histories(ok, pre_reaches=True))
+    cost = v[v.index.str.contains("compute needed")].iloc[0]
+    # pretrained at 10%: a quarter of a run on a tenth of the energy, vs a whole scratch run: cheaper
+    assert cost["verdict"] == "supported" and cost["estimate"] == pytest.approx(np.log(0.1 / 4), abs=0.2)
+    never = _runs(pretrain_gain=-0.05, noise=0.002)  # never reaches scratch-on-all-data's accuracy
+    v2 = _verdicts(never, histories=_histories(never, pre_reaches=True))
+    assert v2[v2.index.str.contains("compute needed")]["verdict"].item() == "reversed"
+    none = _verdicts(ok)
+    row = none[none.index.str.contains("compute needed")].iloc[0]
+    assert row["verdict"] == "not testable" and "no per-epoch history" in row["why"]
+    assert vd.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
+                            8.0, 0.7) == 8.0
+    assert vd.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
+                            8.0, 0.5) == 2.0
+
+
+def test_balanced_accuracy_as_co_primary_p():
+    ok = _runs(pretrain_gain=0.0, noise=0.002)
+    ok["test_bal_acc"] = ok["test_acc"] + 0.1 * (ok["regime"] == "imagenet-full")  # only bal. accuracy gains
+    v = _verdicts(ok)
+    row = v.filter(like="pretraining raises accuracy", axis=0).iloc[0]
+    assert row["verdict"] == vd.NOT_ROBUST and "balanced accuracy: supported" in row["why"]
+    ok["test_bal_acc"] = ok["test_acc"]
+    assert _verdicts(ok).filter(like="pretraining raises", axis=0)["verdict"].item() == "contradicted"
+
+
+def test_constant_predictors_are_named_from_the_runs():
+    ok = _runs()
+    ok.loc[(ok["dataset"] == "x") & (ok["fraction"] == 0.1) & (ok["regime"] == "scratch"), "test_kappa"] = 0.0
+    text = rp.say_constant_predictors(ok)
+    assert "`x-28px-0.1-scratch`: 10 of 10 runs (a, b, c, d, e)" in text and "imagenet" not in text
