@@ -1,7 +1,8 @@
 # pepr: every target creates .venv when it is missing, installs the pinned stack and registers the
 # Jupyter kernel. Set PYTHON to choose the interpreter: Python >=3.11 (pyproject.toml requires-python).
 # torch: CPU wheels (PyTorch's CPU index) without an NVIDIA GPU, the CUDA build with one; override with
-# TORCH_VARIANT=cpu|cuda or TORCH_INDEX=URL (TORCH_INDEX=pypi: the default index). Versions always come
+# TORCH_VARIANT=cpu|cuda or TORCH_INDEX=URL (TORCH_INDEX=pypi: the default index; PyPI's Linux torch is the
+# CUDA-13 build, so a CUDA 12 driver wants TORCH_INDEX=https://download.pytorch.org/whl/cu126). Versions always come
 # from requirements-lock.txt; an unreachable index falls back to the default one (tools/setup_env.py).
 # --no-compile: Python compiles the modules a run imports on first use instead of all 15,000 files at
 # install time (about a minute of one core saved in a fresh setup).

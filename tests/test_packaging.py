@@ -106,3 +106,13 @@ def test_binder_pins_nvidia_ml_py_although_it_starts_with_nvidia():
                 if "==" in line and not line.startswith("#"))
     assert f"nvidia-ml-py=={lock['nvidia-ml-py']}" in pip
     assert not any(p.startswith(("nvidia-cu", "nvidia-cudnn", "triton")) for p in pip)  # still CPU-only
+
+
+def test_the_readme_and_makefile_say_how_to_get_cpu_or_cuda_12_torch():
+    """PyPI's Linux torch is the CUDA-13 build: the pip and make paths must name the alternatives."""
+    readme, makefile = (ROOT / "README.md").read_text(), (ROOT / "Makefile").read_text()
+    cpu, cu12 = "https://download.pytorch.org/whl/cpu", "https://download.pytorch.org/whl/cu12"
+    pip_section = readme.split("### Without a checkout", 1)[1].split("\n## ", 1)[0]
+    assert f"--extra-index-url {cpu}" in pip_section and f"--extra-index-url {cu12}" in pip_section
+    assert "make setup TORCH_INDEX=" + cu12 in readme and "TORCH_INDEX=" + cu12 in makefile
+    assert "@v" in pip_section  # a release tag, not whatever main is today
