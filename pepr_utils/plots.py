@@ -485,22 +485,18 @@ def value_heatmap(
     fmt: str = ".2f",
     size: tuple[float, float] | None = None,
 ) -> Figure:
-    """A labelled heatmap of any matrix with a diverging colour scale (e.g. Kendall's tau per experiment)."""
+    """A labelled heatmap of any matrix with a diverging colour scale (e.g. Kendall's tau per experiment);
+    seaborn's heatmap, with cells that have no value on grey."""
+    import seaborn as sns
+
     rows, cols = matrix.shape
     size = size or (max(4.5, 1.3 * cols + 3.0), max(2.6, 0.42 * rows + 1.6))
     fig, ax = plt.subplots(figsize=size, layout="constrained")
-    values = matrix.to_numpy(dtype=float)
-    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    fig.colorbar(image, ax=ax, label=cbar_label)
-    ax.set_xticks(range(cols), [str(c) for c in matrix.columns], rotation=30, ha="right")
-    ax.set_yticks(range(rows), [str(i) for i in matrix.index])
-    for i in range(rows):
-        for j in range(cols):
-            v = values[i, j]
-            ax.text(j, i, format(v, fmt) if np.isfinite(v) else "n/a", ha="center", va="center", fontsize=8,
-                    color="white" if np.isfinite(v) and abs(v) > 0.6 * max(abs(vmin), abs(vmax)) else "black")
-    if title:
-        ax.set_title(title)
+    ax.set_facecolor("0.9")
+    sns.heatmap(matrix.astype(float), ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=True, fmt=fmt,
+                annot_kws={"fontsize": 8}, cbar_kws={"label": cbar_label})
+    ax.set_xticklabels([str(c) for c in matrix.columns], rotation=30, ha="right")
+    ax.set(xlabel=None, ylabel=None, title=title)
     return fig
 
 
