@@ -67,7 +67,7 @@ def test_shipped_files_are_found_outside_a_checkout(installed, tmp_path):
     out = _run(installed, str(installed / "python"), "-c", code, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "['paper', 'quick', 'smoke']"
+    assert lines[0] == "['paper', 'quick', 'quick_pilot', 'smoke']"
     assert "paper131" in lines[1] and int(lines[2]) == 131
     assert "02_train.ipynb" in lines[3] and "04_analysis.ipynb" in lines[3]
     assert int(lines[4]) > 0
