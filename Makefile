@@ -55,7 +55,8 @@ STUDY_DIR = $(or $(PEPR_OUTPUT_DIR),outputs)/$(basename $(notdir $(GRID)))
 
 # Resumable: run it again after an interruption and only the missing runs are done. Runs that failed
 # (exit status 1) are recorded and reported; the study goes on without them.
-# At the end it says how long it took and where the time went (setup, grid, report; `grid status` splits the
+# At the end it says how long it took and where the time went (setup, grid, report, also written to
+# <study>/study_time.json for tools/study_findings.py; `grid status` splits the
 # grid's worker time into training, evaluation and per-run overhead).
 MAKE_T0 := $(shell date +%s)
 study: $(STAMP)  ## the main job: the quick grid, then the analysis report
@@ -66,7 +67,10 @@ study: $(STAMP)  ## the main job: the quick grid, then the analysis report
 	$(BIN)/pepr report $(STUDY_DIR)/results.csv -o $(STUDY_DIR)/report || exit 1; \
 	t3=$$(date +%s); \
 	echo "report: $(STUDY_DIR)/report/report.html"; \
-	echo "study time: $$((t3 - $(MAKE_T0))) s in all = setup $$((t1 - $(MAKE_T0))) s + grid $$((t2 - t1)) s + report $$((t3 - t2)) s"
+	echo "study time: $$((t3 - $(MAKE_T0))) s in all = setup $$((t1 - $(MAKE_T0))) s + grid $$((t2 - t1)) s + report $$((t3 - t2)) s"; \
+	printf '{"total_s": %d, "setup_s": %d, "grid_s": %d, "report_s": %d, "workers": %d, "commit": "%s", "cpu": "%s"}\n' \
+		$$((t3 - $(MAKE_T0))) $$((t1 - $(MAKE_T0))) $$((t2 - t1)) $$((t3 - t2)) $(WORKERS) \
+		"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$$(nproc) cores" > $(STUDY_DIR)/study_time.json
 
 lab: $(STAMP)  ## open the notebooks in JupyterLab (the .py twins open as notebooks too, via jupytext)
 	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root,)
