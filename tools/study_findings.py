@@ -99,7 +99,7 @@ def block(studies: list[Study]) -> str:
     head = "| claim | " + " | ".join(f"seeds {s.seeds}" for s in studies) + " | a finding? |"
     lines += [head, "|---" * (len(studies) + 2) + "|"]
     findings = []
-    for i, claim in enumerate(first.verdicts["claim"]):
+    for claim in first.verdicts["claim"]:
         cells, verdicts, held = [], [], []
         for s in studies:
             row = s.verdicts[s.verdicts["claim"] == claim]
