@@ -190,8 +190,9 @@ def rank_biserial(x: Sequence[float]) -> float:
 
 def equivalence_p(x: Sequence[float], margin: float) -> float:
     """TOST with signed-rank tests: p that the centre of ``x`` lies within (-margin, +margin), the larger
-    of the one-sided p-values against ``-margin`` (greater) and ``+margin`` (less)."""
-    return max(signed_rank_p(x, -margin, "greater"), signed_rank_p(x, margin, "less"))
+    of the one-sided p-values against ``-margin`` (greater) and ``+margin`` (less); NaN when either side
+    cannot be tested (values sitting on a bound), never the other side's p alone."""
+    return float(np.max([signed_rank_p(x, -margin, "greater"), signed_rank_p(x, margin, "less")]))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

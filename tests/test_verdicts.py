@@ -291,6 +291,17 @@ def test_holm_runs_over_the_claims_of_one_table():
     assert (v["survives_holm"] == (v["verdict"].isin(vd.DECIDED) & (v["p_holm"] < 0.05))).all()
 
 
+def test_equivalence_needs_both_one_sided_tests():
+    """Units on the upper bound leave the upper test undefined: TOST is undefined, as on the lower bound,
+    never the lower test's p alone (which called effects of exactly the margin 'contradicted')."""
+    from pepr_utils.stats import equivalence_p
+
+    assert np.isnan(equivalence_p([0.02] * 8, 0.02)) and np.isnan(equivalence_p([-0.02] * 8, 0.02))
+    assert np.isnan(equivalence_p([0.02] * 7 + [0.0], 0.02))
+    assert equivalence_p(np.linspace(-0.005, 0.005, 8), 0.02) < 0.05
+    assert _judge([0.02] * 8)["verdict"] == "supported"  # significant, not "within the margin"
+
+
 def test_clustered_units_widen_the_interval_and_say_how_far_p_reaches():
     # 3 contexts of 6 units each: the context sets the sign; units within agree
     effects = [0.1, -0.05, 0.08]
