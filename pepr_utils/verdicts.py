@@ -445,6 +445,8 @@ def _co_primary(acc: dict, ok, pairs, margin, noninferior, kw) -> dict:
     other = judge(paired_units(ok, pairs, gain(CO_PRIMARY)), +1, margin=margin, noninferior=noninferior, **kw)
     if other["verdict"] == acc["verdict"]:
         return {**acc, "why": acc["why"] + f"; {label(CO_PRIMARY)} agrees"}
+    if other["verdict"] in UNTESTED:  # e.g. recorded for too few runs: no second verdict, so no disagreement
+        return {**acc, "why": acc["why"] + f"; {label(CO_PRIMARY)}: {other['verdict']} ({other['why']})"}
     return {**acc, "verdict": NOT_ROBUST,
             "why": f"test accuracy: {acc['verdict']} ({acc['why']}); {label(CO_PRIMARY)}: {other['verdict']} "
                    f"(estimate {other['estimate']:+.3g}, p = {other['p']:.2g})"}

@@ -352,6 +352,10 @@ def test_balanced_accuracy_as_co_primary_p():
     assert row["verdict"] == vd.NOT_ROBUST and "balanced accuracy: supported" in row["why"]
     ok["test_bal_acc"] = ok["test_acc"]
     assert _verdicts(ok).filter(like="pretraining raises", axis=0)["verdict"].item() == "contradicted"
+    # recorded for too few runs to test (old records): the co-primary is untested, not in disagreement
+    ok["test_bal_acc"] = ok["test_acc"].where((ok["dataset"] == "x") & (ok["fraction"] == 1.0))
+    row = _verdicts(ok).filter(like="pretraining raises", axis=0).iloc[0]
+    assert row["verdict"] == "contradicted" and "balanced accuracy: not testable" in row["why"]
 
 
 def test_constant_predictors_are_named_from_the_runs():
