@@ -591,10 +591,9 @@ def _covers(ok: pd.DataFrame, exps: pd.DataFrame, pre: str, min_fractions: int, 
 
 
 def smallest_matching_fraction(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, size and regime: the smallest fraction whose accuracy matches scratch on all the data."""
-    if not len(curve):
-        return curve.assign(smallest=np.nan).iloc[:0]
-    hits = curve[curve["matches"]]
+    """Per dataset, size and regime: the smallest fraction whose accuracy matches scratch on all the data
+    (the same columns when nothing matches or there is no curve)."""
+    hits = curve[curve["matches"].astype(bool)]
     return (hits.groupby(["dataset", "size", "regime"], sort=True)["fraction"].min()
             .rename("smallest_matching_fraction").reset_index())
 

@@ -258,6 +258,8 @@ def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_dat
     plots.data_efficiency_plot(curve)
     # two fractions only, or one pretrained architecture: no curve
     assert not len(vd.data_efficiency(_runs()))
+    for empty in (vd.data_efficiency(_runs()), curve.iloc[:0], curve.assign(matches=False)):  # same columns
+        assert list(vd.smallest_matching_fraction(empty).columns) == list(smallest.columns)
     assert not len(vd.data_efficiency(_runs(fractions=(1.0, 0.3, 0.1), acc_of=acc, pretrained=("c",))))
 
 
