@@ -21,7 +21,7 @@ def tool():
 
 
 def make_study(folder: Path, seeds: tuple[int, int], verdicts: dict[str, tuple[str, bool]],
-               below_floor: int = 0) -> Path:
+               below_floor: int = 0, not_after_holm: tuple[str, ...] = ()) -> Path:
     """A study folder as `make study` leaves it: results, the verdict tables, the floor table, the time."""
     tables = folder / "report" / "tables"
     tables.mkdir(parents=True)
@@ -29,7 +29,8 @@ def make_study(folder: Path, seeds: tuple[int, int], verdicts: dict[str, tuple[s
              "dataset": "pneumoniamnist", "size": 28, "fraction": 1.0, "energy_method": "cpu-time x TDP estimate",
              "env_git_commit": "abcdef123"} for m in ("a", "b", "c") for s in seeds]
     pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
-    pd.DataFrame([{"claim": c, "verdict": v, "estimate": 0.05, "ci_lo": 0.01, "ci_hi": 0.09, "p": 0.01}
+    pd.DataFrame([{"claim": c, "verdict": v, "estimate": 0.05, "ci_lo": 0.01, "ci_hi": 0.09, "p": 0.01,
+                   "survives_holm": c not in not_after_holm and v in ("supported", "reversed", "contradicted")}
                   for c, (v, _) in verdicts.items()]).to_csv(tables / "verdicts.csv", index=False)
     pd.DataFrame([{"claim": c, "all seeds": v, "holds in every seed": h} for c, (v, h) in verdicts.items()]
                  ).to_csv(tables / "verdicts_by_seed.csv", index=False)
@@ -71,3 +72,17 @@ def test_the_readme_block_is_replaced_in_place_and_a_missing_report_is_one_line(
     assert doc.count(tool.BEGIN) == 1 and "More data raises accuracy: supported" in doc
     with pytest.raises(SystemExit, match="verdicts.csv not found"):
         tool.main([str(tmp_path / "missing")])
+
+
+def test_only_verdicts_a_test_decided_and_that_survive_holm_are_findings(tool, tmp_path):
+    """'inconclusive' in every run and seed is no finding; nor is a 'supported' that Holm's correction overturns."""
+    claims = {"Pretraining raises accuracy": ("inconclusive", True), "Small models win": ("supported", True),
+              "More data raises accuracy": ("contradicted", True)}
+    a = make_study(tmp_path / "a", (0, 1), claims, not_after_holm=("Small models win",))
+    b = make_study(tmp_path / "b", (2, 3), claims)
+    text = tool.block([tool.Study(a), tool.Study(b)])
+    findings = text.split("Findings:")[1].split("Model-experiments")[0]
+    assert "**More data raises accuracy: contradicted**" in findings
+    assert "Pretraining raises accuracy" not in findings and "Small models win" not in findings
+    assert "| Pretraining raises accuracy | inconclusive" in text and "no: no test decided it" in text
+    assert "p = 0.01 (not after Holm) |" in text and "no: not after Holm's correction" in text
