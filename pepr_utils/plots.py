@@ -79,15 +79,28 @@ def _grid(n: int, col_wrap: int, panel_size: tuple[float, float], sharey: bool =
     return fig, flat[:n]
 
 
-def _scatter(ax, df: pd.DataFrame, x: str, y: str, hue: str | None, hue_levels: list, size: float, alpha: float):
-    cmap = plt.get_cmap("tab10")
-    if hue is None:
-        ax.scatter(df[x], df[y], s=size, alpha=alpha, color=cmap(0), edgecolor="white", linewidth=0.4)
+def _hue_kws(data: pd.DataFrame, hue: str | None, order: Sequence | None = None) -> dict:
+    """seaborn's arguments for one colour (tab10) and one marker (:data:`MARKERS`) per ``hue`` level."""
+    if not hue:
+        return {}
+    levels = _levels(data[hue], order)
+    return {"hue": hue, "hue_order": levels, "style": hue, "style_order": levels, "palette": "tab10",
+            "markers": [MARKERS[i % len(MARKERS)] for i in range(len(levels))]}
+
+
+def _trend(ax, part: pd.DataFrame, x: str, y: str, logx: bool, logy: bool) -> None:
+    """A least-squares line of ``y`` on ``x`` straight as drawn (log10 where the axis is log), and Spearman's rho."""
+    fit_part = part[((part[x] > 0) if logx else True) & ((part[y] > 0) if logy else True)]
+    if len(fit_part) <= 2 or fit_part[x].nunique() <= 1:
         return
-    for i, level in enumerate(hue_levels):
-        part = df[df[hue] == level]
-        ax.scatter(part[x], part[y], s=size, alpha=alpha, color=cmap(i % 10), marker=MARKERS[i % len(MARKERS)],
-                   edgecolor="white", linewidth=0.4, label=str(level))
+    lx = np.log10(fit_part[x].astype(float)) if logx else fit_part[x].astype(float)
+    ly = np.log10(fit_part[y].astype(float)) if logy else fit_part[y].astype(float)
+    slope, intercept = np.polyfit(lx, ly, 1)
+    grid = np.linspace(lx.min(), lx.max(), 50)
+    fit = slope * grid + intercept
+    ax.plot(10 ** grid if logx else grid, 10 ** fit if logy else fit, color="0.3", lw=1, ls="--")
+    rho = part[[x, y]].corr(method="spearman").iloc[0, 1]
+    ax.text(0.02, 0.97, f"Spearman $\\rho$ = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=8)
 
 
 def scatter_vs_params(
@@ -111,55 +124,37 @@ def scatter_vs_params(
     point_size: float = 28,
     alpha: float = 0.85,
 ) -> Figure:
-    """Scatter ``y`` against model size ``x`` (log axis), coloured by ``hue``, one panel per ``facet`` value.
+    """Scatter ``y`` against model size ``x`` (log axis), coloured by ``hue``, one panel per ``facet`` value:
+    seaborn's ``relplot``.
 
     Examples: energy vs parameters (``y="energy_kwh"``), test accuracy vs parameters (``y="test_acc"``),
     PePR-E vs parameters (``y="pepr_e"``), with ``hue="type"`` and ``facet="experiment"``.
     ``trend=True`` adds a least-squares line of ``y`` on log10 ``x`` per panel and reports Spearman's rho,
     a quick read of whether bigger models score higher or lower.
     """
+    import seaborn as sns
+
     _require(df, x, y, hue, facet)
     data = df.dropna(subset=[x, y])
     if data.empty:
         raise PeprError(f"no rows with both {x!r} and {y!r} to plot")
-    hue_levels = _levels(data[hue], hue_order) if hue else []
-    panels = _levels(data[facet], facet_order) if facet else [None]
-    fig, axes = _grid(len(panels), col_wrap, panel_size, sharey=sharey)
-    for ax, panel in zip(axes, panels, strict=True):
-        part = data if panel is None else data[data[facet] == panel]
-        _scatter(ax, part, x, y, hue, hue_levels, point_size, alpha)
-        keep = pd.Series(True, index=part.index)
-        keep &= (part[x] > 0) if logx else True
-        keep &= (part[y] > 0) if logy else True
-        fit_part = part[keep]
-        if trend and len(fit_part) > 2 and fit_part[x].nunique() > 1:
-            lx = np.log10(fit_part[x].astype(float)) if logx else fit_part[x].astype(float)
-            ly = np.log10(fit_part[y].astype(float)) if logy else fit_part[y].astype(float)  # straight as drawn
-            slope, intercept = np.polyfit(lx, ly, 1)
-            grid = np.linspace(lx.min(), lx.max(), 50)
-            fit = slope * grid + intercept
-            ax.plot(10 ** grid if logx else grid, 10 ** fit if logy else fit, color="0.3", lw=1, ls="--")
-            rho = part[[x, y]].corr(method="spearman").iloc[0, 1]
-            ax.text(0.02, 0.97, f"Spearman $\\rho$ = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=8)
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        if panel is not None:
-            ax.set_title(str(panel), fontsize=10)
+    panels = _levels(data[facet], facet_order) if facet else None
+    g = sns.relplot(data=data, x=x, y=y, **_hue_kws(data, hue, hue_order), col=facet, col_order=panels,
+                    col_wrap=min(col_wrap, len(panels)) if facet else None, height=panel_size[1],
+                    aspect=panel_size[0] / panel_size[1], facet_kws={"sharex": True, "sharey": sharey},
+                    s=point_size, alpha=alpha, linewidth=0.4)  # the legend: seaborn's, right of the panels
+    g.set(xscale="log" if logx else "linear", yscale="log" if logy else "linear")
+    if facet:
+        g.set_titles("{col_name}", size=10)
+    g.set_axis_labels(xlabel or axis_label(x), ylabel or axis_label(y))
+    for panel, ax in (g.axes_dict.items() if facet else [(None, g.ax)]):
+        if trend:
+            _trend(ax, data if panel is None else data[data[facet] == panel], x, y, logx, logy)
         ax.grid(True, which="major", alpha=0.3)
-    for ax in axes:
-        ax.set_xlabel(xlabel or axis_label(x))
-        ax.set_ylabel(ylabel or axis_label(y))
-    if hue:
-        handles, labels = axes[0].get_legend_handles_labels()
-        if len(axes) == 1:
-            axes[0].legend(handles, labels, title=hue, fontsize=8, title_fontsize=8)
-        else:
-            fig.legend(handles, labels, title=hue, loc="outside right upper", fontsize=8, title_fontsize=8)
     if title:
-        fig.suptitle(title)
-    return fig
+        g.figure.suptitle(title)
+        g.tight_layout()
+    return g.figure
 
 
 def metrics_vs_params(
@@ -232,54 +227,52 @@ def paired_violins(
     panel_size: tuple[float, float] = (3.4, 4.0),
     col_wrap: int = 4,
 ) -> Figure:
-    """Side-by-side violins for paired samples, one panel per ``(column_a, column_b)`` pair.
+    """Side-by-side violins for paired samples, one panel per ``(column_a, column_b)`` pair: seaborn's
+    ``catplot`` (violins cut at the data's range, quartiles inside) with every value as a point.
 
     ``wide`` has one row per model (the pairing unit) and one column per condition, e.g. ``scratch``,
     ``pretrained``, ``frac_100``, ``frac_10``. ``connect`` draws a faint line per model between its two
     values, which shows the paired differences the violins hide. ``pvalues`` (one per pair) are
     annotated over a bracket.
     """
+    import seaborn as sns
+
     from .report import fmt_p  # the report's p-value wording, on the figure too
 
     for a, b in pairs:
         _require(wide, a, b)
-    fig, axes = _grid(len(pairs), col_wrap, panel_size, sharey=True, sharex=False)
-    cmap = plt.get_cmap("tab10")
-    top_limit = -np.inf
-    for i, (ax, (a, b)) in enumerate(zip(axes, pairs, strict=True)):
-        part = wide[[a, b]].dropna()
+    parts = [wide[[a, b]].dropna() for a, b in pairs]
+    for (a, b), part in zip(pairs, parts, strict=True):
         if part.empty:
             raise PeprError(f"no rows with both {a!r} and {b!r} to compare")
-        parts = ax.violinplot([part[a].to_numpy(), part[b].to_numpy()], positions=[0, 1], showmedians=True,
-                              widths=0.8)
-        for j, body in enumerate(parts["bodies"]):
-            body.set_facecolor(cmap(j))
-            body.set_alpha(0.45)
-        for key in ("cmins", "cmaxes", "cbars", "cmedians"):
-            parts[key].set_color("0.25")
-            parts[key].set_linewidth(1.0 if key != "cmedians" else 2.0)
-        if connect:
-            for va, vb in part.itertuples(index=False):
-                ax.plot([0, 1], [va, vb], color="0.5", alpha=0.15, lw=0.6)
-        jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(part), 2))
-        ax.scatter(jitter[:, 0], part[a], s=6, color=cmap(0), alpha=0.6)
-        ax.scatter(1 + jitter[:, 1], part[b], s=6, color=cmap(1), alpha=0.6)
-        names = labels[i] if labels else (a, b)
+    long = pd.concat([pd.DataFrame({"panel": i, "side": side, "value": part.iloc[:, side]})
+                      for i, part in enumerate(parts) for side in (0, 1)], ignore_index=True)
+    g = sns.catplot(data=long, x="side", y="value", hue="side", col="panel", col_wrap=min(col_wrap, len(pairs)),
+                    kind="violin", palette="tab10", cut=0, inner="quart", alpha=0.45, legend=False, sharex=False,
+                    height=panel_size[1], aspect=panel_size[0] / panel_size[1])
+    np.random.seed(0)  # seaborn's jitter draws from numpy's global generator: the same figure every time
+    g.map_dataframe(sns.stripplot, x="side", y="value", hue="side", palette="tab10", jitter=0.06, size=2.5,
+                    alpha=0.6, legend=False)
+    g.set_axis_labels("", ylabel)
+    g.set_titles("")
+    top_limit = -np.inf
+    for i, ax in g.axes_dict.items():
+        part, names = parts[i], (labels[i] if labels else pairs[i])
+        if connect:  # one faint line per model between its two values: the paired differences
+            ax.plot([[0] * len(part), [1] * len(part)], part.to_numpy().T, color="0.5", alpha=0.15, lw=0.6)
         ax.set_xticks([0, 1], [f"{names[0]}\n(n={len(part)})", f"{names[1]}\n(n={len(part)})"])
         if titles:
             ax.set_title(titles[i], fontsize=10)
         if pvalues is not None and pvalues[i] is not None:
-            top = float(np.nanmax(part.to_numpy()))
-            span = float(np.nanmax(part.to_numpy()) - np.nanmin(part.to_numpy())) or 1.0
+            top, span = float(part.max().max()), float(part.max().max() - part.min().min()) or 1.0
             y, h = top + 0.06 * span, 0.03 * span
             ax.plot([0, 0, 1, 1], [y, y + h, y + h, y], color="k", lw=1)
             ax.text(0.5, y + 1.3 * h, fmt_p(pvalues[i]), ha="center", va="bottom", fontsize=9)
             top_limit = max(top_limit, y + 0.2 * span)
         ax.grid(True, axis="y", alpha=0.3)
     if np.isfinite(top_limit):
-        axes[0].set_ylim(top=top_limit)  # shared y: one limit that leaves room for every annotation
-    axes[0].set_ylabel(ylabel)
-    return fig
+        g.axes.flat[0].set_ylim(top=top_limit)  # shared y: one limit that leaves room for every annotation
+    return g.figure
 
 
 def distribution_by_group(
@@ -369,14 +362,16 @@ def pepr_profile_points(
     ``label_top`` names the best models by ``score`` (default ``pepr_<resource>``) so the reader sees
     where the iso-PePR lines put them.
     """
+    import seaborn as sns
+
     _require(df, x, y, hue)
     data = df.dropna(subset=[x, y])
     if data.empty:
         raise PeprError(f"no rows with both {x!r} and {y!r} to place on the PePR profile")
     fig = pepr_profile(resource=resource)
     ax = fig.axes[0]
-    hue_levels = _levels(data[hue], None) if hue else []
-    _scatter(ax, data, x, y, hue, hue_levels, 30 if len(data) <= 100 else 12, 0.95)
+    sns.scatterplot(data=data, x=x, y=y, **_hue_kws(data, hue), s=30 if len(data) <= 100 else 12, alpha=0.95,
+                    linewidth=0.4, legend=bool(hue), ax=ax)
     score = score or f"pepr_{resource.lower()}"
     if label_top and score in data.columns and "model" in data.columns:
         top = data.nlargest(label_top, score)
@@ -386,8 +381,8 @@ def pepr_profile_points(
                         bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0},
                         arrowprops={"arrowstyle": "-", "color": "white", "lw": 0.5})
     if hue:  # below the axes: the colour bar holds the right, and points fill the corners
-        ax.legend(title=hue, fontsize=7, title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-                  ncol=2 if len(hue_levels) > 3 else 1, frameon=False)
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.16), title=hue, fontsize=7, title_fontsize=7,
+                        ncol=2 if data[hue].nunique() > 3 else 1, frameon=False)
     return fig
 
 
