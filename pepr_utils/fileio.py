@@ -177,16 +177,20 @@ def load_yaml(path: str | os.PathLike, what: str) -> Any:
 
     class _UniqueKeys(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):  # type: ignore[override]
-            seen: dict = {}
+            seen: dict = {}  # key -> its line (a flow mapping, {a: 1, a: 2}, has both on one line)
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<: *defaults": merged by yaml itself, where later keys override it
                 key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
                 try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                    first = seen.get(key)
                 except TypeError:  # an unhashable key: yaml's own error follows
                     continue
-                if first != key_node.start_mark.line + 1:
-                    raise PeprError(f"{what} {str(path)!r}: key {key!r} given twice (lines {first} and "
-                                    f"{key_node.start_mark.line + 1}); keep one")
+                if first is not None:
+                    where = f"line {line}" if first == line else f"lines {first} and {line}"
+                    raise PeprError(f"{what} {str(path)!r}: key {key!r} given twice ({where}); keep one")
+                seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
     text = read_text(path, what)

@@ -293,6 +293,18 @@ def test_readme_says_a_run_counts_once_recorded():
 
 
 # --------------------------------------------------------------------------- issue 19
+def test_a_yaml_key_given_twice_is_refused_in_block_and_flow_mappings(tmp_path):
+    """19.8 a grid key given twice was dropped without a word; in a flow mapping (both on one line) too."""
+    from pepr_utils.fileio import load_yaml
+
+    for text, where in (("a: 1\nb:\n  e: 1\n  e: 2\n", "lines 3 and 4"), ("d: {epochs: 1, epochs: 2}\n", "line 1")):
+        (tmp_path / "g.yaml").write_text(text)
+        with pytest.raises(PeprError, match=f"key 'e(pochs)?' given twice \\({where}\\)"):
+            load_yaml(tmp_path / "g.yaml", "grid file")
+    (tmp_path / "g.yaml").write_text("base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\n")  # a merge key overrides
+    assert load_yaml(tmp_path / "g.yaml", "grid file")["other"] == {"x": 2}
+
+
 def test_a_study_of_one_run_is_reported(tmp_path):
     """19.1 `pepr report` on one run (one model, one experiment) failed in cell 10: 'No objects to concatenate'."""
     out = tmp_path / "report"
