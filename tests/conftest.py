@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,3 +51,41 @@ def session_cache(tmp_path_factory) -> Path:
     """One decoded-dataset cache for the whole session, so LIDC's PNGs are decoded once."""
     path = Path(os.environ.get("PEPR_TEST_CACHE", tmp_path_factory.mktemp("pepr-cache")))
     return path
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_one_cell_job(folder: Path, code: str, **run_options) -> tuple[dict, subprocess.CompletedProcess, Path]:
+    """Execute a two-cell notebook (parameters ``x = 1``, then ``code``, with ``x = 41``) the way a grid worker
+    does (``python -m pepr_utils.grid job.json``): the outcome, the process and the executed notebook."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code)],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+                  "language_info": {"name": "python"}})
+    nbformat.write(nb, folder / "input.ipynb")
+    (folder / "out").mkdir()
+    job = {"input": str(folder / "input.ipynb"), "output": str(folder / "executed.ipynb"),
+           "cwd": str(folder / "out"), "parameters": {"x": 41}, "outcome": str(folder / "outcome.json"),
+           "runner_pid": None, "timeout_s": 120}
+    (folder / "job.json").write_text(json.dumps(job))
+    proc = subprocess.run([sys.executable, "-m", "pepr_utils.grid", str(folder / "job.json")],
+                          capture_output=True, text=True, timeout=300, **run_options)
+    return json.loads((folder / "outcome.json").read_text()), proc, folder / "executed.ipynb"
+
+
+def bare_venv(folder: Path) -> tuple[str, Path]:
+    """A venv without pip at ``folder``: its python and its site-packages."""
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(folder)],
+                   check=True)
+    python = str(folder / "bin" / "python")
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    return python, site

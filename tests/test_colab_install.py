@@ -8,28 +8,23 @@ real packages' requirements. pip resolves the real pepr-utils (built from a git 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, bare_venv, load_tool
 
 COLAB = {"torch": "2.6.0", "torchvision": "0.21.0", "ipykernel": "6.17.1", "ipython": "7.34.0"}
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("colab_install", ROOT / "tools" / "colab_install.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("colab_install")
 
 
 def test_constraints_keep_the_runtime_and_pin_the_study():
@@ -93,11 +88,7 @@ def test_the_colab_install_leaves_preinstalled_torch_and_ipykernel_untouched(tmp
     # "Colab": a venv with its own torch, torchvision, ipykernel, ipython (metadata only) and, for pip to
     # run and build, only pip, setuptools and wheel from this environment
     venv = tmp_path / "colab"
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
-                   check=True)
-    python = str(venv / "bin" / "python")
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    python, site = bare_venv(venv)
     for name, version in COLAB.items():
         _dist_info(site, name, version)
     tooling = tmp_path / "tooling"

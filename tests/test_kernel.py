@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import nbformat
 import pytest
+from conftest import run_one_cell_job
 
 from pepr_utils import fork_server
 
@@ -39,20 +39,8 @@ def test_the_kernel_command_is_this_interpreter_whatever_python3_means(foreign_p
 
 @pytest.mark.slow
 def test_a_grid_run_executes_with_a_foreign_python3_kernelspec(foreign_python3_kernelspec, tmp_path):
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-               nbformat.v4.new_code_cell("import sys, pepr_utils; print(x + 1, sys.executable)")],
-        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
-                  "language_info": {"name": "python"}})
-    nbformat.write(nb, tmp_path / "input.ipynb")
-    (tmp_path / "out").mkdir()
-    job = {"input": str(tmp_path / "input.ipynb"), "output": str(tmp_path / "executed.ipynb"),
-           "cwd": str(tmp_path / "out"), "parameters": {"x": 41}, "outcome": str(tmp_path / "outcome.json"),
-           "runner_pid": None, "timeout_s": 120}
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, "-m", "pepr_utils.grid", str(tmp_path / "job.json")], env=os.environ,
-                          capture_output=True, text=True, timeout=300)
-    outcome = json.loads((tmp_path / "outcome.json").read_text())
+    outcome, proc, executed = run_one_cell_job(tmp_path, "import sys, pepr_utils; print(x + 1, sys.executable)",
+                                                env=os.environ)
     assert outcome["ok"], (outcome, proc.stderr[-2000:])
-    printed = nbformat.read(tmp_path / "executed.ipynb", 4).cells[-1].outputs[0]["text"]
+    printed = nbformat.read(executed, 4).cells[-1].outputs[0]["text"]
     assert printed.split()[0] == "42"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, bare_venv
 
 from pepr_utils import __version__, records
 from pepr_utils.provenance import checkout_commit
@@ -55,11 +54,7 @@ def test_a_record_from_an_installed_package_inside_another_repository_names_the_
     (project / ".gitignore").write_text("venv/\n")
     project_head = _repo(project)
     venv = project / "venv"
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
-                   check=True)
-    python = str(venv / "bin" / "python")
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    python, site = bare_venv(venv)
     (site / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # the project's dependencies
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,37 +12,20 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_tool, run_one_cell_job
 
 
 def test_grid_kernels_start_over_ipc_without_the_tcp_warning(tmp_path):
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-               nbformat.v4.new_code_cell("print(x + 1)")],
-        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
-                  "language_info": {"name": "python"}})
-    nbformat.write(nb, tmp_path / "input.ipynb")
-    (tmp_path / "out").mkdir()
-    job = {"input": str(tmp_path / "input.ipynb"), "output": str(tmp_path / "executed.ipynb"),
-           "cwd": str(tmp_path / "out"), "parameters": {"x": 41}, "outcome": str(tmp_path / "outcome.json"),
-           "runner_pid": None, "timeout_s": 120}
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, "-m", "pepr_utils.grid", str(tmp_path / "job.json")],
-                          capture_output=True, text=True, timeout=300)
-    assert json.loads((tmp_path / "outcome.json").read_text())["ok"], proc.stderr
+    outcome, proc, executed = run_one_cell_job(tmp_path, "print(x + 1)")
+    assert outcome["ok"], proc.stderr
     assert "without encryption" not in proc.stdout + proc.stderr
-    assert nbformat.read(tmp_path / "executed.ipynb", 4).cells[-1].outputs[0]["text"] == "42\n"
+    assert nbformat.read(executed, 4).cells[-1].outputs[0]["text"] == "42\n"
     assert not any((tmp_path / "out").iterdir())  # no socket files among the run's outputs
 
 
 # --------------------------------------------------------------------------- make setup's decisions
 def _setup_env():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("setup_env", ROOT / "tools" / "setup_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("setup_env")
 
 
 def test_torch_build_selection():
@@ -160,12 +142,7 @@ def test_colab_cell_in_a_fresh_venv_imports_in_the_same_process_and_is_idempoten
 
 # --------------------------------------------------------------------------- the pinned files
 def _lock_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lock_tool", ROOT / "tools" / "lock.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("lock")
 
 
 def test_environment_yml_is_generated_from_the_lock():
