@@ -12,8 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import PeprError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 # --------------------------------------------------------------------------- score
@@ -33,7 +37,6 @@ def check_output_file(path: str | Path, option: str = "-o") -> Path:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-
     from .fileio import atomic_path
     from .score import check_rows, parse_pairs, pepr
 
@@ -60,7 +63,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_input_csv(src: Path):
+def _read_input_csv(src: Path) -> pd.DataFrame:
     """The input table: UTF-8 text, each column named once (pandas would rename a second ``acc`` to
     ``acc.1`` and score the first without a word), at least one row."""
     import csv
