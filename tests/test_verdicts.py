@@ -365,3 +365,16 @@ def test_constant_predictors_are_named_from_the_runs():
     ok.loc[(ok["dataset"] == "x") & (ok["fraction"] == 0.1) & (ok["regime"] == "scratch"), "test_kappa"] = 0.0
     text = rp.say_constant_predictors(ok)
     assert "`x-28px-0.1-scratch`: 10 of 10 runs (a, b, c, d, e)" in text and "imagenet" not in text
+
+
+def test_the_data_question_pairs_every_smaller_pretrained_fraction_with_scratch_on_all():
+    """One dataset, 3 pretrained architectures at 10% and 30%: 6 units (3 from the smallest fraction
+    alone are too few for a signed-rank test), each against scratch on 100%."""
+    ok = _runs(fractions=(1.0, 0.3, 0.1), pretrain_gain=0.15, data_gain=0.05)
+    one = ok[ok["dataset"] == "x"]
+    pairs = vd.contexts(one, "pretraining_for_data")
+    assert pairs == [("x-28px-0.1-imagenet-full", "x-28px-1-scratch"), ("x-28px-0.3-imagenet-full", "x-28px-1-scratch")]
+    cuts = _verdicts(one).filter(like="cuts the data", axis=0).iloc[0]
+    assert cuts["n"] == 6 and cuts["verdict"] == "supported"
+    only_smallest = one[one["fraction"] != 0.3]
+    assert _verdicts(only_smallest).filter(like="cuts the data", axis=0)["verdict"].item() == "not testable"
