@@ -88,20 +88,31 @@ class Study:
         return f"{total - below} of {total}"
 
 
-def block(studies: list[Study]) -> str:
+def _energy_words(methods: list[str]) -> str:
+    """The records' energy methods in words: measured counters, or an estimate that says it is one."""
+    if methods and all("estimate" in m for m in methods):
+        return f"estimated, not measured ({', '.join(methods)}: CPU time x TDP plus RAM), flagged in every record"
+    return f"{', '.join(methods) or 'not recorded'} (per record)"
+
+
+def block(studies: list[Study], report_code: str | None = None) -> str:
     first = studies[0]
     ok = first.results[first.results["status"] == "ok"]
-    models = ok["model"].nunique()
+    pretrained = ok["pretrained"].astype(str).str.lower() == "true" if "pretrained" in ok else ok["model"] != ok["model"]
+    scratch, tuned = ok.loc[~pretrained, "model"].nunique(), ok.loc[pretrained, "model"].nunique()
     runs = ", ".join(str(len(s.results)) for s in studies)
-    method = ", ".join(sorted(ok["energy_method"].dropna().astype(str).unique())) if "energy_method" in ok else "?"
+    methods = sorted(ok["energy_method"].dropna().astype(str).unique()) if "energy_method" in ok else []
     lines = [BEGIN, "",
-             f"What `make study` found: {len(studies)} full runs of the released code (commits "
-             f"{'; '.join(s.commits() for s in studies)}), {runs} runs each, seeds "
-             f"{' and '.join(s.seeds for s in studies)}; {models} architectures on "
-             f"{', '.join(sorted(ok['dataset'].unique()))} at {', '.join(str(int(x)) for x in sorted(ok['size'].unique()))} px, "
-             f"training fractions {', '.join(f'{f:g}' for f in sorted(ok['fraction'].unique()))}. "
-             f"Energy: {method}. Only verdicts that are the same in every run and hold in each seed's runs "
-             "alone are stated as findings; the table shows the rest with its numbers.", ""]
+             f"What `make study` found: {len(studies)} full run{'s' if len(studies) > 1 else ''} of the released "
+             f"code (grid at commit {'; '.join(s.commits() for s in studies)}; reports by pepr_utils "
+             f"{report_code or 'as in each report'}), {runs} runs each, seeds "
+             f"{' and '.join(s.seeds for s in studies)}: {scratch} architectures from scratch and {tuned} from "
+             f"ImageNet weights on {', '.join(sorted(ok['dataset'].unique()))} at "
+             f"{', '.join(str(int(x)) for x in sorted(ok['size'].unique()))} px, training fractions "
+             f"{', '.join(f'{f:g}' for f in sorted(ok['fraction'].unique()))}. Energy: {_energy_words(methods)}. "
+             "Only verdicts that a test decided, that survive Holm's correction and that are the same in every "
+             "run and in each seed's runs alone are stated as findings; the table shows the rest with its "
+             "numbers.", ""]
     head = "| claim | " + " | ".join(f"seeds {s.seeds}" for s in studies) + " | a finding? |"
     lines += [head, "|---" * (len(studies) + 2) + "|"]
     findings = []
@@ -180,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="+", type=Path, help="study folders filled by `make study`")
     parser.add_argument("--readme", type=Path, help="replace the generated block in this file")
+    parser.add_argument("--report-code", help="the pepr_utils version/commit the reports were made with")
     args = parser.parse_args(argv)
-    text = block([Study(f) for f in args.studies])
+    text = block([Study(f) for f in args.studies], args.report_code)
     if args.readme:
         replace_in(args.readme, text)
     else:
