@@ -4,7 +4,7 @@ seed intervals and how much P swings between epochs. Pure functions of numbers a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -225,3 +225,34 @@ def cluster_sign_flip_p(values: Sequence[float], clusters: Sequence, *, n_perm: 
         signs = np.random.default_rng(seed).choice([-1, 1], size=(n_perm, k))
     null = np.abs((signs * means).mean(axis=1))
     return float(np.mean(null >= abs(means.mean()) - 1e-12)), k
+
+
+def unit_bootstrap(units: Sequence[np.ndarray], *, clusters: Sequence | None = None,
+                   stat: Callable[[np.ndarray], float] = np.mean, n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Interval of ``stat`` over unit means, resampling clusters (each unit its own without ``clusters``),
+    the units within each drawn cluster, and within each unit its seed values."""
+    keep = [i for i, u in enumerate(units) if len(u)]
+    units = [np.asarray(units[i], dtype=float) for i in keep]
+    if len(units) < 2:
+        return np.nan, np.nan
+    labels = np.asarray([clusters[i] for i in keep] if clusters is not None else range(len(units)), dtype=object)
+    groups = [np.flatnonzero(labels == c) for c in dict.fromkeys(labels)]
+    rng = np.random.default_rng(seed)
+    per_unit = np.empty((n_boot, len(units)))
+    for j, values in enumerate(units):
+        per_unit[:, j] = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        drawn = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+        out[b] = stat(per_unit[b, np.concatenate([g[rng.integers(0, len(g), len(g))] for g in drawn])])
+    tail = (1 - level) / 2
+    return float(np.quantile(out, tail)), float(np.quantile(out, 1 - tail))
+
+
+def min_units_for(alpha: float) -> int:
+    """Fewest non-zero pairs with which a two-sided Wilcoxon signed-rank test can reach p < alpha."""
+    n = 1
+    while 2 * 0.5 ** n >= alpha:
+        n += 1
+    return n

@@ -57,8 +57,10 @@ from .stats import (
     equivalence_p,
     hodges_lehmann,
     holm,
+    min_units_for,
     rank_biserial,
     signed_rank_p,
+    unit_bootstrap,
 )
 
 #: The smallest effect of interest of each kind of measure: the equivalence (TOST) margin below which a
@@ -97,38 +99,7 @@ COLUMNS = ["claim", "measure", "units", "n", "clusters", "estimate", "ci_lo", "c
            "p_equiv", "p_clusters", "p_holm", "survives_holm", "verdict", "why"]
 
 
-# ------------------------------------------------------------------------------------------ statistics
-def unit_bootstrap(units: Sequence[np.ndarray], *, clusters: Sequence | None = None,
-                   stat: Callable[[np.ndarray], float] = np.mean, n_boot: int = 2000, seed: int = 0,
-                   level: float = 0.95) -> tuple[float, float]:
-    """Interval of ``stat`` over unit means, resampling clusters (each unit its own without ``clusters``),
-    the units within each drawn cluster, and within each unit its seed values."""
-    keep = [i for i, u in enumerate(units) if len(u)]
-    units = [np.asarray(units[i], dtype=float) for i in keep]
-    if len(units) < 2:
-        return np.nan, np.nan
-    labels = np.asarray([clusters[i] for i in keep] if clusters is not None else range(len(units)), dtype=object)
-    groups = [np.flatnonzero(labels == c) for c in dict.fromkeys(labels)]
-    rng = np.random.default_rng(seed)
-    per_unit = np.empty((n_boot, len(units)))
-    for j, values in enumerate(units):
-        per_unit[:, j] = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    out = np.empty(n_boot)
-    for b in range(n_boot):
-        drawn = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
-        out[b] = stat(per_unit[b, np.concatenate([g[rng.integers(0, len(g), len(g))] for g in drawn])])
-    tail = (1 - level) / 2
-    return float(np.quantile(out, tail)), float(np.quantile(out, 1 - tail))
-
-
-def min_units_for(alpha: float) -> int:
-    """Fewest non-zero pairs with which a two-sided Wilcoxon signed-rank test can reach p < alpha."""
-    n = 1
-    while 2 * 0.5 ** n >= alpha:
-        n += 1
-    return n
-
-
+# ------------------------------------------------------------------------------------------ judging
 def judge(units: Sequence[np.ndarray] | Units, direction: int, *, margin: float, alpha: float = 0.05,
           n_boot: int = 2000, seed: int = 0, noninferior: bool = False) -> dict:
     """Estimate, interval, tests and verdict for units whose claimed effect has sign ``direction``.
