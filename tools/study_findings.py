@@ -98,7 +98,8 @@ def _energy_words(methods: list[str]) -> str:
 def block(studies: list[Study], report_code: str | None = None) -> str:
     first = studies[0]
     ok = first.results[first.results["status"] == "ok"]
-    pretrained = ok["pretrained"].astype(str).str.lower() == "true" if "pretrained" in ok else ok["model"] != ok["model"]
+    pretrained = (ok["pretrained"].astype(str).str.lower() == "true" if "pretrained" in ok
+                  else pd.Series(False, index=ok.index))
     scratch, tuned = ok.loc[~pretrained, "model"].nunique(), ok.loc[pretrained, "model"].nunique()
     runs = ", ".join(str(len(s.results)) for s in studies)
     methods = sorted(ok["energy_method"].dropna().astype(str).unique()) if "energy_method" in ok else []
