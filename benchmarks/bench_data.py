@@ -3,7 +3,7 @@
 The baseline is what MedMNIST's tutorial does: a Dataset whose ``__getitem__`` turns one uint8 array
 into a PIL image and applies ``transforms.Compose([ToTensor(), Normalize(mean=[.5], std=[.5])])``
 (plus ``Resize`` when training at another size), batched by ``torch.utils.data.DataLoader``. Ours is
-:class:`pepr_utils.batches.Batches` over the same images. Both shuffle, both yield normalised float32
+:class:`pepr_utils.data.batches.Batches` over the same images. Both shuffle, both yield normalised float32
 (B, C, H, W) batches and int64 labels; both run in this process, one after the other, so the ratio is
 measured on the same machine under the same load. Goal: ours >= 10x.
 
@@ -21,8 +21,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from pepr_utils.batches import Batches
-from pepr_utils.datasets import load_dataset
+from pepr_utils.data.batches import Batches
+from pepr_utils.data.datasets import load_dataset
 
 
 class PerSampleDataset(Dataset):

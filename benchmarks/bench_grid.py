@@ -25,8 +25,8 @@ def _smoke_wall(workers: int, threads: int | None) -> tuple[float, float, dict]:
     """Wall time of the smoke grid, and the CPU seconds its runs used (sum over grid_run.json)."""
     import json
 
-    from pepr_utils.grid import run_grid
-    from pepr_utils.grid_spec import load_grid
+    from pepr_utils.grid.runner import run_grid
+    from pepr_utils.grid.spec import load_grid
 
     grid = load_grid(ROOT / "parameters" / "grids" / "smoke.yaml")
     with tempfile.TemporaryDirectory(prefix="bench-grid-") as out:
@@ -47,9 +47,9 @@ def fixed_cost(*, model: str = "mobilenetv2_050", dataset: str = "pneumoniamnist
     import torch
     from common import interleave, median
 
-    from pepr_utils.experiment import run_experiment
-    from pepr_utils.grid import _notebook_bytes, _task, execute_run
-    from pepr_utils.grid_spec import expand_grid
+    from pepr_utils.train.experiment import run_experiment
+    from pepr_utils.grid.runner import _notebook_bytes, _task, execute_run
+    from pepr_utils.grid.spec import expand_grid
 
     grid = expand_grid({"name": "bench-fixed", "defaults": {"epochs": 1, "size": 28, "fraction": 0.01},
                         "axes": {"model": [model], "dataset": [dataset]}})
@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from distributed import Client, LocalCluster
 
-    from pepr_utils.experiment import run_experiment
-    from pepr_utils.grid import _cores, _notebook_bytes, _task, execute_run
-    from pepr_utils.grid_spec import expand_grid
+    from pepr_utils.train.experiment import run_experiment
+    from pepr_utils.grid.runner import _cores, _notebook_bytes, _task, execute_run
+    from pepr_utils.grid.spec import expand_grid
 
     cores = _cores()
     threads = args.threads or cores

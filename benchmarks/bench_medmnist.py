@@ -6,7 +6,7 @@ faithfully: ``medmnist``'s dataset class (``PneumoniaMNIST`` over the same npz f
 (batch 32, shuffled for training; ``train_loader_at_eval``, val and test loaders unshuffled), Adam,
 ``CrossEntropyLoss`` with ``torch.squeeze(targets, 1).long()``, then per epoch ``test()`` on train, val
 and test (``model.eval()``, ``torch.no_grad()``, softmax, the loss, ``medmnist.Evaluator``'s AUC/ACC).
-Ours is one epoch of :func:`pepr_utils.train.fit` over :class:`~pepr_utils.batches.Batches`, with the
+Ours is one epoch of :func:`pepr_utils.train.loop.fit` over :class:`~pepr_utils.data.batches.Batches`, with the
 evaluation our runs do every epoch (val and test: ACC, AUC, balanced accuracy, macro-F1; the train
 accuracy comes from the training pass). Same model (the same initial weights), same images, batch 32,
 same threads. Goal: ours >= 2x.
@@ -92,8 +92,8 @@ def reference_epoch(model: nn.Module, root: str, flag: str = "pneumoniamnist", b
 
 
 def our_epoch(model: nn.Module, data) -> float:
-    from pepr_utils.batches import Batches
-    from pepr_utils.train import TrainConfig, fit
+    from pepr_utils.data.batches import Batches
+    from pepr_utils.train.loop import TrainConfig, fit
 
     result = fit(model, Batches(data.splits["train"], 32, shuffle=True, seed=0),
                  val_batches=Batches(data.splits["val"], 256), test_batches=Batches(data.splits["test"], 256),
@@ -104,8 +104,8 @@ def our_epoch(model: nn.Module, data) -> float:
 def goal(*, model_name: str = "resnet18d", keep: float = 0.15, repeats: int = 3, threads: int = 1) -> str:
     """``make bench``: one epoch with evaluation, ours vs the reference (goal >= 2x)."""
     from pepr_utils import settings
-    from pepr_utils.datasets import load_dataset
-    from pepr_utils.models import create_model
+    from pepr_utils.data.datasets import load_dataset
+    from pepr_utils.models.build import create_model
 
     setup_env()
     torch.set_num_threads(threads)

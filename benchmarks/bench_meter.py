@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from pepr_utils import settings
-from pepr_utils.meter import Meter
+from pepr_utils.meter.meter import Meter
 
 
 def load_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -44,10 +44,10 @@ setup_env()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from pepr_utils.batches import Batches  # noqa: E402
-from pepr_utils.datasets import load_dataset  # noqa: E402
-from pepr_utils.models import create_model  # noqa: E402
-from pepr_utils.train import predict  # noqa: E402
+from pepr_utils.data.batches import Batches  # noqa: E402
+from pepr_utils.data.datasets import load_dataset  # noqa: E402
+from pepr_utils.models.build import create_model  # noqa: E402
+from pepr_utils.train.loop import predict  # noqa: E402
 
 
 def _split(dataset: str, name: str, n: int | None = None):
@@ -168,9 +168,9 @@ import sys, time, torch
 sys.path.insert(0, {root!r})
 from common import setup_env; setup_env()
 import torch.nn.functional as F
-from pepr_utils.batches import Batches
-from pepr_utils.datasets import load_dataset
-from pepr_utils.models import create_model
+from pepr_utils.data.batches import Batches
+from pepr_utils.data.datasets import load_dataset
+from pepr_utils.models.build import create_model
 torch.set_num_threads({threads})
 data = load_dataset('pneumoniamnist', 28, progress=False)
 split = data.splits['train'].subset(torch.arange({images}).numpy())

@@ -31,10 +31,10 @@ def _per_image_costs(model_name: str, n_channels: int, n_classes: int, size: int
     import torch
     import torch.nn.functional as F
 
-    from pepr_utils.batches import Batches
-    from pepr_utils.datasets import Split
-    from pepr_utils.models import create_model
-    from pepr_utils.train import predict
+    from pepr_utils.data.batches import Batches
+    from pepr_utils.data.datasets import Split
+    from pepr_utils.models.build import create_model
+    from pepr_utils.train.loop import predict
 
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (256, n_channels, size, size), dtype=torch.uint8, generator=g)
@@ -72,10 +72,10 @@ def project(grid_path: str, workers: int, fixed_s: float, repeats: int = 2) -> t
     """Projected wall seconds of the grid on ``workers`` workers, and the parts (summed over runs)."""
     import torch
 
-    from pepr_utils.datasets import fraction_indices, load_dataset
-    from pepr_utils.grid import _cores, schedule_order
-    from pepr_utils.grid_spec import load_grid
-    from pepr_utils.models import plan_input
+    from pepr_utils.data.datasets import fraction_indices, load_dataset
+    from pepr_utils.grid.runner import _cores, schedule_order
+    from pepr_utils.grid.spec import load_grid
+    from pepr_utils.models.input_plan import plan_input
 
     grid = load_grid(grid_path)
     threads = max(1, _cores() // workers)

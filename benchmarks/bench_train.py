@@ -1,7 +1,7 @@
-"""Training throughput of ``pepr_utils.train.fit`` next to a bare, minimal PyTorch loop, in one run.
+"""Training throughput of ``pepr_utils.train.loop.fit`` next to a bare, minimal PyTorch loop, in one run.
 
 Both loops train the same model (the same initial weights, copied), on the same batches (one
-:class:`~pepr_utils.batches.Batches` over the same images, reshuffled per pass), with the same batch
+:class:`~pepr_utils.data.batches.Batches` over the same images, reshuffled per pass), with the same batch
 size, optimiser (Adam, lr 5e-4) and number of threads. Trials alternate, and the order flips every
 round, so warm-up and machine drift hit both alike. ``fit`` is timed from the call to its return
 (device placement, optimiser creation, progress bar and bookkeeping included; no evaluation: no
@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from pepr_utils import settings
-from pepr_utils.batches import Batches
-from pepr_utils.datasets import load_dataset
-from pepr_utils.models import create_model
-from pepr_utils.train import TrainConfig, autocast_for, fit, resolve_device
+from pepr_utils.data.batches import Batches
+from pepr_utils.data.datasets import load_dataset
+from pepr_utils.models.build import create_model
+from pepr_utils.train.loop import TrainConfig, autocast_for, fit, resolve_device
 
 
 def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr: float) -> int:

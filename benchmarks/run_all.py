@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fixed cost per run for the projection when 'fixed' is not measured (default 5)")
     args = ap.parse_args(argv)
 
-    from pepr_utils.grid import _cores
+    from pepr_utils.grid.runner import _cores
 
     threads = max(1, _cores() // args.workers)
     os.environ["OMP_NUM_THREADS"] = str(threads)

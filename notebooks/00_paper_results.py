@@ -24,7 +24,7 @@
 #
 # This notebook
 #
-# 1. loads the authors' published raw results (pinned commit, sha256-checked; see `pepr_utils.reference`);
+# 1. loads the authors' published raw results (pinned commit, sha256-checked; see `pepr_utils.paper.reference`);
 # 2. recomputes PePR-E/C/T/M with `pepr_utils.score` -- our one PePR implementation -- and checks it
 #    equals the published scores on every row;
 # 3. regenerates the paper's tables, figures and tests;
@@ -32,7 +32,7 @@
 #    different experiments, which separate training runs cannot produce, and we measure how much the
 #    paper's rankings and conclusions depend on those rows.
 #
-# Everything is written under `out_dir` by `pepr_utils.report.Report`, as in `04_analysis`: figures as PNG
+# Everything is written under `out_dir` by `pepr_utils.report.document.Report`, as in `04_analysis`: figures as PNG
 # and PDF in `figures/`, tables as CSV and Markdown in `tables/`, and `checks.json` with the numbers the
 # tests verify.
 
@@ -61,9 +61,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pepr_utils import paper, plots, reference
+from pepr_utils.paper import results as paper, reference
+from pepr_utils.analysis import plots
 from pepr_utils.fileio import atomic_write_json
-from pepr_utils.report import Report
+from pepr_utils.report.document import Report
 
 pd.set_option("display.float_format", "{:.4g}".format)
 pd.set_option("display.max_colwidth", 90)

@@ -20,7 +20,7 @@
 # Before any model is trained, this notebook pins down the data it will see:
 #
 # 1. **Load** the dataset at the requested size from the local data dir, the cache, or a checksummed
-#    download (`pepr_utils.datasets.load_dataset`). MedMNIST files whose MD5 differs from the official
+#    download (`pepr_utils.data.datasets.load_dataset`). MedMNIST files whose MD5 differs from the official
 #    release are used with a warning and recorded as *not official*. Sizes without an official file
 #    are resized (bilinear, antialiased) from the largest file available.
 # 2. **Count** images per class in each split and in each training fraction. Fractions are stratified
@@ -59,8 +59,8 @@ out_dir = None  # where tables, figure and manifest go; None: <PEPR_OUTPUT_DIR>/
 import pandas as pd
 from IPython.display import display
 
-from pepr_utils import data_report as dr
-from pepr_utils.datasets import load_dataset
+from pepr_utils.data import preparation as dr
+from pepr_utils.data.datasets import load_dataset
 from pepr_utils.params import check_param
 
 pd.set_option("display.width", 140)

@@ -88,13 +88,14 @@ eval_every_epoch = True  # val and test after every epoch (the paper); False: af
 import torch
 from IPython.display import display
 
-from pepr_utils import data_report as dr
-from pepr_utils import experiment as ex
-from pepr_utils.datasets import load_dataset
-from pepr_utils.meter import Meter
-from pepr_utils.models import create_model, plan_input, set_trainable
+from pepr_utils.data import preparation as dr
+from pepr_utils.train import experiment as ex
+from pepr_utils.data.datasets import load_dataset
+from pepr_utils.meter.meter import Meter
+from pepr_utils.models.build import create_model, set_trainable
+from pepr_utils.models.input_plan import plan_input
 from pepr_utils.params import RunParams
-from pepr_utils.train import inference_time_ms, plot_history
+from pepr_utils.train.loop import inference_time_ms, plot_history
 
 # %% [markdown]
 # ## 1 · Parameters

@@ -57,10 +57,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pepr_utils import analysis as an
-from pepr_utils import plots
-from pepr_utils import report as rp
-from pepr_utils import verdicts as vd
+from pepr_utils.analysis import results as an
+from pepr_utils.analysis import plots
+from pepr_utils.report import document as rp
+from pepr_utils.analysis import verdicts as vd
 
 pd.set_option("display.max_columns", 30)
 rp.check_options(top_k=top_k, n_boot=n_boot, seed=seed, budget=budget, reference=reference)  # before any file

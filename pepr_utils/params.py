@@ -5,7 +5,7 @@ record's ``params``. They are declared once, here: the dataclass fields give the
 (the record's ``params``, the grid's run identity, the notebooks' parameters), their defaults come from
 ``parameters/defaults.yaml`` (the paper's recipe, shipped with the package), and :meth:`RunParams.problems`
 is the one set of rules that notebooks (through :meth:`RunParams.check`) and grid files
-(:mod:`pepr_utils.grid_spec`) apply. Adding a parameter means a field here, a default in
+(:mod:`pepr_utils.grid.spec`) apply. Adding a parameter means a field here, a default in
 ``defaults.yaml`` and its use in the notebook.
 
 "No weights" has one spelling, ``None``; ``"scratch"``, ``"none"`` and ``""`` are read as it, and
@@ -18,38 +18,18 @@ import dataclasses
 import functools
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .devices import parse_device
 from .errors import PeprError
+from .models.build import CHECKPOINT_SUFFIXES, NO_WEIGHTS, TRAINABLE_MODES, no_weights
 from .settings import shipped
 
 DEFAULTS_FILE = shipped("parameters", "defaults.yaml")  # package data: a checkout or an installed wheel
 #: Notebook settings that do not change a run's result (where files are, how CO2 is counted): not hashed.
 EXTRA_NAMES = ("country_iso_code", "data_dir", "weights_dir", "eval_every_epoch")
-MODES = ("full", "linear")
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
-NO_WEIGHTS = ("", "none", "scratch")
-
-
-def no_weights(weights: Any) -> bool:
-    """True for every spelling of "no weights" (None, False, "", "none", "scratch", any case)."""
-    return weights is None or weights is False or (isinstance(weights, str) and weights.strip().lower() in NO_WEIGHTS)
-_DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
-
-
-def parse_device(device: Any, *, auto: bool = False) -> tuple[str, int | None] | None:
-    """``(kind, index)`` of a device name (``cpu``, ``cuda``, ``cuda:N``, ``mps``; ``auto`` when allowed),
-    or None when it is not one: the one reading of device names (params, training, the meter)."""
-    name = device.strip().lower() if isinstance(device, str) else None
-    if name == "auto" and auto:
-        return "auto", None
-    m = _DEVICE.fullmatch(name) if name is not None else None
-    if m is None or (m[2] is not None and m[1] != "cuda"):
-        return None
-    return m[1], int(m[2]) if m[2] is not None else None
 
 
 @functools.cache
@@ -140,15 +120,15 @@ class RunParams:
         """
         params = self
         if self.device == "auto":
-            from .train import resolve_device
+            from .devices import resolve_device
 
             params = dataclasses.replace(self, device=resolve_device("auto").type)
         problems = [message for _key, message in params.problems()]
         if problems:
             raise PeprError("; ".join(problems))
-        from .datasets import dataset_info
-        from .models import resolve_model
-        from .train import resolve_device
+        from .data.datasets import dataset_info
+        from .models.catalogue import resolve_model
+        from .devices import resolve_device
 
         resolve_model(params.model)  # unknown -> PeprError with close names, before any data is loaded
         dataset_info(params.dataset)  # unknown -> PeprError listing the valid ones
@@ -161,7 +141,7 @@ class RunParams:
     # -- the one validator -----------------------------------------------------------------------
     def problems(self) -> list[tuple[str, str]]:
         """Every bad value as ``(parameter, message)``; empty when the values can make a run."""
-        from .datasets import SIZES
+        from .data.datasets import SIZES
 
         out: list[tuple[str, str]] = []
 
@@ -189,9 +169,9 @@ class RunParams:
         elif self.pretrained != (self.weights is not None):
             bad("pretrained", f"contradicts weights={self.weights!r}; drop one of them")
         if self.weights is not None and (not isinstance(self.weights, str) or (
-                self.weights != "imagenet" and not self.weights.lower().endswith(WEIGHT_SUFFIXES))):
-            bad("weights", f"must be scratch, imagenet or a checkpoint path ending in {', '.join(WEIGHT_SUFFIXES)}")
-        if self.mode not in MODES:
+                self.weights != "imagenet" and not self.weights.lower().endswith(CHECKPOINT_SUFFIXES))):
+            bad("weights", f"must be scratch, imagenet or a checkpoint path ending in {', '.join(CHECKPOINT_SUFFIXES)}")
+        if self.mode not in TRAINABLE_MODES:
             bad("mode", "must be full (all layers train) or linear (frozen backbone, trained head)")
         elif self.mode == "linear" and self.weights is None:
             bad("mode", "trains only the head on a frozen backbone and needs weights ('imagenet' or a "

@@ -281,7 +281,7 @@ def make_resources(
     train_time_s: float | None = None,
     infer_time_ms_per_image: float | None = None,
 ) -> dict[str, Any]:
-    """The record's ``resources`` from a :class:`~pepr_utils.meter.Meter` result (all its keys kept).
+    """The record's ``resources`` from a :class:`~pepr_utils.meter.meter.Meter` result (all its keys kept).
 
     ``train_time_s`` defaults to the meter's ``time_s`` (the metered block is the training).
     """
@@ -452,8 +452,8 @@ def read_record(path_or_dir: str | os.PathLike) -> dict[str, Any]:
 
 def experiment_name(params: Mapping[str, Any]) -> str:
     """Experiment label: ``<dataset>-<size>px-<fraction>-<scratch|imagenet-full|imagenet-linear|checkpoint-full>``
-    (:func:`pepr_utils.study_columns.experiment_label`, as the analysis names experiments)."""
-    from .study_columns import experiment_label, regime_of
+    (:func:`pepr_utils.analysis.columns.experiment_label`, as the analysis names experiments)."""
+    from .analysis.columns import experiment_label, regime_of
 
     regime = regime_of(params.get("pretrained"), params.get("weights"), params.get("mode"))
     return experiment_label(params.get("dataset"), params.get("size"), params.get("fraction"), regime)

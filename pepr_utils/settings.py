@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
-SHIPPED_GRIDS = ("smoke", "quick", "paper")
 
 
 def shipped(*parts: str) -> Path:
@@ -47,8 +46,17 @@ def reference_dir(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def output_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Root of everything pepr writes (default ``outputs/``)."""
-    return _path_setting(explicit, "PEPR_OUTPUT_DIR", "outputs")  # type: ignore[return-value]
+    """Root of everything pepr writes: ``explicit``, else ``PEPR_OUTPUT_DIR``, else ``outputs/``.
+
+    The default is anchored once, here: in a pepr checkout it is the checkout's ``outputs/`` wherever the
+    code runs from (a notebook's folder, the repository root, a grid's kernel), elsewhere (an installed
+    wheel) ``outputs/`` in the working directory.
+    """
+    root = _path_setting(explicit, "PEPR_OUTPUT_DIR", None)
+    if root is not None:
+        return root
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout / "outputs" if (checkout / "pyproject.toml").is_file() else Path("outputs")
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -63,7 +63,7 @@ def load_tool(name: str) -> ModuleType:
 
 def run_one_cell_job(folder: Path, code: str, **run_options) -> tuple[dict, subprocess.CompletedProcess, Path]:
     """Execute a two-cell notebook (parameters ``x = 1``, then ``code``, with ``x = 41``) the way a grid worker
-    does (``python -m pepr_utils.grid job.json``): the outcome, the process and the executed notebook."""
+    does (``python -m pepr_utils.grid.child job.json``): the outcome, the process and the executed notebook."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(
@@ -76,7 +76,7 @@ def run_one_cell_job(folder: Path, code: str, **run_options) -> tuple[dict, subp
            "cwd": str(folder / "out"), "parameters": {"x": 41}, "outcome": str(folder / "outcome.json"),
            "runner_pid": None, "timeout_s": 120}
     (folder / "job.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, "-m", "pepr_utils.grid", str(folder / "job.json")],
+    proc = subprocess.run([sys.executable, "-m", "pepr_utils.grid.child", str(folder / "job.json")],
                           capture_output=True, text=True, timeout=300, **run_options)
     return json.loads((folder / "outcome.json").read_text()), proc, folder / "executed.ipynb"
 

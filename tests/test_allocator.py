@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from pepr_utils.allocator import MALLOC_ENV, keep_freed_memory
+from pepr_utils.train.allocator import MALLOC_ENV, keep_freed_memory
 
 # Allocate and free a 64 MB buffer (as a training step does with its activations), then ask glibc
 # (mallinfo2) how much freed memory the process still holds for reuse.
 PROBE = """
 import ctypes, json, sys
 import numpy as np
-from pepr_utils.allocator import keep_freed_memory
+from pepr_utils.train.allocator import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "tune" else False
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",

@@ -1,4 +1,4 @@
-"""The analysis (pepr_utils.analysis, notebook 04, pepr report) on run records with known answers.
+"""The analysis (pepr_utils.analysis.results, notebook 04, pepr report) on run records with known answers.
 
 The synthetic study is written as real ``result.json`` files (records.write_record) and plants:
 * a Pareto front: in ``dermamnist-28px-1-scratch`` models m0, m2, m5, m7 are on the accuracy-energy
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pepr_utils import analysis as an
+from pepr_utils.analysis import results as an
 from pepr_utils import records
 from pepr_utils.errors import PeprError
 from pepr_utils.score import pepr
@@ -343,7 +343,7 @@ def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
 
 
 def test_report_on_the_synthetic_study(study, tmp_path, capfd):
-    from pepr_utils.report import build_report
+    from pepr_utils.report.document import build_report
 
     start = time.perf_counter()
     out = build_report(study, tmp_path / "report", budget={"energy_kwh": 0.01}, n_boot=200)
@@ -373,8 +373,8 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     results.csv, reported together with a one-model experiment and an incompatible run."""
     from conftest import ROOT
 
-    from pepr_utils.grid import collect_grid, load_grid, run_grid
-    from pepr_utils.report import build_report
+    from pepr_utils.grid.runner import collect_grid, load_grid, run_grid
+    from pepr_utils.report.document import build_report
 
     if not (ROOT / "notebooks" / "02_train.ipynb").exists():
         pytest.skip("notebooks/02_train.ipynb not there yet")
@@ -409,7 +409,7 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    from pepr_utils.cli import main
+    from pepr_utils.cli.command import main
 
     missing = subprocess.run([sys.executable, "-m", "pepr_utils.cli", "report", str(tmp_path / "none.csv")],
                              capture_output=True, text=True, timeout=120)
@@ -429,7 +429,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_default_report_dir(tmp_path, monkeypatch):
-    from pepr_utils.report import default_report_dir
+    from pepr_utils.report.document import default_report_dir
 
     monkeypatch.setenv("PEPR_OUTPUT_DIR", str(tmp_path / "outputs"))
     (tmp_path / "quick" / "runs").mkdir(parents=True)
@@ -442,7 +442,7 @@ def test_default_report_dir(tmp_path, monkeypatch):
 def test_report_with_energy_and_co2_unrecorded(study, tmp_path):
     """A results table whose energy and CO2 columns are all empty (a GPU run where energy was not measured):
     the report falls back to the resources that were recorded instead of failing."""
-    from pepr_utils.report import build_report
+    from pepr_utils.report.document import build_report
 
     table = records.collect(study)
     table[["energy_kwh", "co2_g", "cpu_energy_kwh"]] = np.nan

@@ -2,7 +2,7 @@
 
 For every row: a non-zero exit status, exactly one line on stderr that names the bad value, no
 traceback, and nothing written (the folder tree is the same before and after). Each command runs in
-this process through ``pepr_utils.cli.main`` (an uncaught exception, i.e. a traceback, fails the
+this process through ``pepr_utils.cli.command`` (an uncaught exception, i.e. a traceback, fails the
 test); the console script itself is run once per kind of output at the end.
 """
 
@@ -21,7 +21,7 @@ import yaml
 from conftest import DATA_DIR, need
 
 import pepr_utils
-from pepr_utils.cli import main
+from pepr_utils.cli.command import main
 
 PEPR = str(Path(sys.executable).with_name("pepr"))
 GOOD_CSV = "model,acc,energy,time,exp\nm1,0.9,1.0,10,a\nm2,0.8,2.0,20,a\n"
@@ -139,7 +139,7 @@ def foreign_report_dir(tmp: Path) -> list[str]:
 
 
 def failed_rerun(tmp: Path) -> list[str]:
-    from pepr_utils.grid_spec import load_grid
+    from pepr_utils.grid.spec import load_grid
 
     path = write_grid(tmp, "rerun")
     rid = load_grid(path).runs[0].run_id

@@ -22,17 +22,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pepr_utils import cli, datasets, lidc
-from pepr_utils.batches import Batches
-from pepr_utils.data_report import build_manifest, indices_checksum, split_table
-from pepr_utils.datasets import (
-    SIZES,
-    Split,
-    dataset_names,
-    file_digests,
-    fraction_indices,
-    load_dataset,
-)
+from pepr_utils.cli import command as cli
+from pepr_utils.data import datasets, lidc
+from pepr_utils.data.batches import Batches
+from pepr_utils.data.preparation import build_manifest, indices_checksum, split_table
+from pepr_utils.data.datasets import SIZES, Split, dataset_names, file_digests, fraction_indices, load_dataset
 from pepr_utils.errors import PeprError
 
 README_SHA256 = {
@@ -416,7 +410,7 @@ def test_offline_missing_file_names_it_and_the_places_searched(dirs):
 def test_download_uses_medmnist_url_and_md5(dirs, monkeypatch):
     from medmnist import INFO
 
-    from pepr_utils import download
+    from pepr_utils.data import download
 
     calls = []
 

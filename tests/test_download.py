@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pepr_utils import download
+from pepr_utils.data import download
 from pepr_utils.errors import PeprError
 
 
@@ -66,7 +66,7 @@ def test_offline_refuses_and_names_the_file(tmp_path):
 
 
 def test_paper_files_have_a_cdn_mirror():
-    from pepr_utils import reference
+    from pepr_utils.paper import reference
 
     url = reference.URL_TEMPLATE.format(name="model_names.csv")
     assert download.mirror_urls(url, env="")[1] == \

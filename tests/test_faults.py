@@ -20,11 +20,11 @@ import yaml
 from conftest import ROOT
 from test_cli_errors import run_dir, tiny_npz
 
-from pepr_utils.cli import main
+from pepr_utils.cli.command import main
 from pepr_utils.errors import PeprError
 from pepr_utils.fileio import atomic_dir
-from pepr_utils.grid import check_scheduler_address, clean_leftovers, grid_status, run_grid
-from pepr_utils.grid_spec import load_grid
+from pepr_utils.grid.runner import check_scheduler_address, clean_leftovers, grid_status, run_grid
+from pepr_utils.grid.spec import load_grid
 from pepr_utils.score import parse_pairs, pepr
 
 
@@ -52,7 +52,7 @@ def test_report_never_replaces_a_folder_or_file_it_did_not_write(tmp_path, capsy
 
 def test_a_previous_report_folder_may_be_replaced(tmp_path):
     """1. ...but a folder whose manifest lists its files is a pepr report, and rebuilding it is allowed."""
-    from pepr_utils.report import check_report_dir
+    from pepr_utils.report.document import check_report_dir
 
     old = tmp_path / "report"
     (old / "figures").mkdir(parents=True)
@@ -119,7 +119,7 @@ def test_a_resource_name_given_twice_is_refused():
                                                   ("test", [0.0, np.nan], "nan"), ("train", [0.0, 0.5], "0.5")])
 def test_labels_out_of_range_fail_on_load(tmp_path, split, values, shown):
     """4. Label 9 of a 2-class dataset passed `data prepare` and crashed training; -1 or NaN crashed bincount."""
-    from pepr_utils.datasets import load_dataset
+    from pepr_utils.data.datasets import load_dataset
 
     n = {"train": 40, "val": 10, "test": 10}[split]
     tiny_npz(tmp_path / "pneumoniamnist.npz", {f"{split}_labels": np.resize(np.asarray(values), n).reshape(-1, 1)})
@@ -131,7 +131,7 @@ def test_labels_out_of_range_fail_on_load(tmp_path, split, values, shown):
 
 
 def test_check_labels_multi_label_and_valid_labels():
-    from pepr_utils.datasets import check_labels, dataset_info
+    from pepr_utils.data.datasets import check_labels, dataset_info
 
     chest = dataset_info("chestmnist")
     ok = check_labels(np.eye(chest.n_classes, dtype=np.uint8), chest, "x")
@@ -146,7 +146,7 @@ def test_check_labels_multi_label_and_valid_labels():
 
 def test_data_prepare_with_an_empty_split_writes_nothing(tmp_path):
     """10. An empty test split raised IndexError and left split_table.csv and samples.png without a manifest."""
-    from pepr_utils.data_report import prepare
+    from pepr_utils.data.preparation import prepare
 
     tiny_npz(tmp_path / "data" / "pneumoniamnist.npz", n=(40, 10, 0))
     with pytest.raises(PeprError, match="test split has no images"), warnings.catch_warnings():
@@ -158,7 +158,7 @@ def test_data_prepare_with_an_empty_split_writes_nothing(tmp_path):
 
 def test_data_prepare_is_all_or_nothing(tmp_path, monkeypatch):
     """10. A failure after the first file was written left a half-written folder."""
-    from pepr_utils import data_report
+    from pepr_utils.data import preparation as data_report
 
     tiny_npz(tmp_path / "data" / "pneumoniamnist.npz")
     kwargs = dict(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", offline=True, progress=False)
@@ -274,7 +274,7 @@ def test_leftover_temporary_folders_of_the_grid_are_removed(tmp_path, monkeypatc
 # --------------------------------------------------------------------------- 9: checkpoints
 def test_a_bad_safetensors_checkpoint_is_one_line(tmp_path):
     """9. A checkpoint named .safetensors that is not one raised a raw SafetensorError."""
-    from pepr_utils.models import create_model
+    from pepr_utils.models.build import create_model
 
     for name, data in (("fake.safetensors", b"\xff" * 64), ("empty.safetensors", b""),
                        ("text.safetensors", b"not a checkpoint at all")):
@@ -319,7 +319,7 @@ def test_analysis_notebook_checks_its_parameters_before_writing(tmp_path):
     after 12 tables. The parameter cell is checked first, as 02/03 check theirs, with the CLI's message."""
     import papermill as pm
 
-    from pepr_utils.report import notebook_path
+    from pepr_utils.report.document import notebook_path
 
     runs, out = run_dir(tmp_path), tmp_path / "report"
     with pytest.raises(pm.PapermillExecutionError) as err:
@@ -365,7 +365,7 @@ def test_fork_server_exits_quietly_when_its_worker_is_gone(tmp_path):
 
 def test_a_failed_run_keeps_only_its_record_and_notebook(tmp_path):
     """19.12 a run recorded failed (its kernel killed) kept model.safetensors, predictions.npz and history.csv."""
-    from pepr_utils.grid import write_run
+    from pepr_utils.grid.runner import write_run
     from pepr_utils.records import read_record
 
     path, rid = one_run_grid(tmp_path)
@@ -406,7 +406,7 @@ def test_a_pickled_checkpoint_is_refused_in_one_whole_sentence(tmp_path):
     """19.14 the error for a pickled .pt checkpoint was torch's advice cut off mid-sentence ("Do it only if")."""
     import torch
 
-    from pepr_utils.model_build import _read_checkpoint
+    from pepr_utils.models.build import _read_checkpoint
 
     path = tmp_path / "model.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "when": ROOT}, path)  # a Path: a pickled object

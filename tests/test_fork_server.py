@@ -11,13 +11,13 @@ import types
 
 import pytest
 
-from pepr_utils import fork_server
+from pepr_utils.grid import fork_server, kernel
 
-pytestmark = pytest.mark.skipif(not fork_server.AVAILABLE, reason="no fork on this system")
+pytestmark = pytest.mark.skipif(not kernel.AVAILABLE, reason="no fork on this system")
 
 
 async def _run_in_forked_kernel(code: str, folder: str, cwd: str, env: dict[str, str]) -> tuple[list[str], int]:
-    km = fork_server.forked_kernel_manager_class(str(folder))(kernel_name="python3")
+    km = kernel.forked_kernel_manager_class(str(folder))(kernel_name="python3")
     await km.start_kernel(cwd=cwd, env=env)
     kc = km.client()
     kc.start_channels()
@@ -53,7 +53,7 @@ def test_a_forked_kernel_starts_warm_in_its_own_process_with_the_run_s_folder_an
 
 def test_a_kernel_that_dies_is_seen_dead(tmp_path):
     async def scenario() -> bool:
-        km = fork_server.forked_kernel_manager_class(str(tmp_path / "k"))(kernel_name="python3")
+        km = kernel.forked_kernel_manager_class(str(tmp_path / "k"))(kernel_name="python3")
         await km.start_kernel(cwd=str(tmp_path))
         os.kill(km.provisioner.pid, 9)
         for _ in range(50):
@@ -79,7 +79,7 @@ def test_the_server_forks_each_job_and_reports_exit_and_cpu_or_a_timeout(tmp_pat
         import nbformat
         import psutil
 
-        from pepr_utils.grid_worker import _kill_tree
+        from pepr_utils.grid.worker import _kill_tree
 
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(600)")])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -21,12 +21,12 @@ import psutil
 import pytest
 import yaml
 
-from pepr_utils.allocator import MALLOC_ENV
-from pepr_utils.cli import main as cli_main
+from pepr_utils.train.allocator import MALLOC_ENV
+from pepr_utils.cli.command import main as cli_main
 from pepr_utils.errors import PeprError
-from pepr_utils.grid import collect_grid, grid_states, grid_status, run_grid, schedule_order
-from pepr_utils.grid_spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
-from pepr_utils.grid_timing import grid_timing
+from pepr_utils.grid.runner import collect_grid, grid_states, grid_status, run_grid, schedule_order
+from pepr_utils.grid.spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
+from pepr_utils.grid.timing import grid_timing
 from pepr_utils.records import read_record, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +186,7 @@ def test_validation_messages(spec, needle):
 
 
 def test_defaults_file_is_the_papers_recipe():
-    train = pytest.importorskip("pepr_utils.train")
+    train = pytest.importorskip("pepr_utils.train.loop")
     d = paper_defaults()
     config = train.TrainConfig()  # the notebooks' and the grid's recipe is the one file's
     assert (config.epochs, config.batch_size, config.lr, config.eval_every_epoch) == \
@@ -195,7 +195,7 @@ def test_defaults_file_is_the_papers_recipe():
 
 
 def test_shipped_grids_are_valid():
-    pytest.importorskip("pepr_utils.models")
+    pytest.importorskip("pepr_utils.models.build")
     smoke, quick, paper = (load_grid(GRIDS / f"{n}.yaml") for n in ("smoke", "quick", "paper"))
     assert len(smoke) == 2 and {r.params["epochs"] for r in smoke.runs} == {1}
     # the quick study is designed for evidence (issue 17: a laptop study whose models learn)
@@ -327,7 +327,7 @@ def test_kill_9_of_the_runner_loses_nothing_and_resumes(tmp_path, tiny_notebook)
         _wait(lambda: len(finished()) >= 1, 150, "a finished run")
         tree = psutil.Process(runner.pid).children(recursive=True)
         # runs in flight: papermill processes (forked from a worker's fork server, or started as grid_worker)
-        assert sum(any(m in _cmdline(p) for m in ("pepr_utils.fork_server", "pepr_utils.grid")) for p in tree) >= 2
+        assert sum(any(m in _cmdline(p) for m in ("pepr_utils.grid.fork_server", "pepr_utils.grid.child")) for p in tree) >= 2
         runner.send_signal(signal.SIGKILL)
         runner.wait()
     finally:
@@ -377,7 +377,7 @@ def test_papermill_child_skips_the_rfc3987_grammar_and_still_validates_notebooks
     import sys
 
     code = ("import sys\n"
-            "from pepr_utils.grid import skip_slow_imports\n"
+            "from pepr_utils.grid.child import skip_slow_imports\n"
             "skip_slow_imports()\n"
             "import nbformat, papermill\n"
             "assert sys.modules['rfc3987_syntax'] is None\n"

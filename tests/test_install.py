@@ -59,8 +59,8 @@ def _run(bin_dir: Path, *args: str, cwd: Path, **env) -> subprocess.CompletedPro
 
 
 def test_shipped_files_are_found_outside_a_checkout(installed, tmp_path):
-    code = ("import pepr_utils, pathlib; from pepr_utils import models; from pepr_utils.grid import notebooks_dir;"
-            "from pepr_utils.grid_spec import load_grid, shipped_grids;"
+    code = ("import pepr_utils, pathlib; from pepr_utils import models; from pepr_utils.grid.runner import notebooks_dir;"
+            "from pepr_utils.grid.spec import load_grid, shipped_grids;"
             "assert 'site-packages' in pepr_utils.__file__, pepr_utils.__file__;"
             "print(shipped_grids()); print(models.catalogue_names()); print(len(models.catalogue_models('paper131')));"
             "print(sorted(p.name for p in notebooks_dir().glob('*.ipynb'))); print(len(load_grid('quick').runs))")

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from conftest import run_one_cell_job
 
-from pepr_utils import fork_server
+from pepr_utils.grid import kernel
 
 
 @pytest.fixture
@@ -31,9 +31,9 @@ def test_the_kernel_command_is_this_interpreter_whatever_python3_means(foreign_p
     from jupyter_client.kernelspec import KernelSpecManager
 
     assert KernelSpecManager().get_kernel_spec("python3").argv[0].endswith("other-python")  # the trap is set
-    monkeypatch.setattr(fork_server, "AVAILABLE", fork)
-    manager = fork_server.kernel_options(tmp_path / "k")["kernel_manager_class"]
-    km = manager(kernel_name=fork_server.KERNEL_NAME)
+    monkeypatch.setattr(kernel, "AVAILABLE", fork)
+    manager = kernel.kernel_options(tmp_path / "k")["kernel_manager_class"]
+    km = manager(kernel_name=kernel.KERNEL_NAME)
     assert km.kernel_spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pepr_utils import carbon, meter
+from pepr_utils.meter import carbon, meter
 from pepr_utils.errors import PeprError
-from pepr_utils.meter import Meter, NvmlEnergy, NvmlPowerSampling, RaplCounter, nvml_source, rapl_zones
+from pepr_utils.meter.meter import Meter, NvmlEnergy, NvmlPowerSampling, RaplCounter, nvml_source, rapl_zones
 
 
 def busy(seconds: float) -> int:
@@ -328,9 +328,9 @@ def test_carbon_table_is_offline_and_complete():
 def test_a_record_the_real_meter_wrote_is_reported_as_estimated(tmp_path):
     """The meter's own method string ("cpu=estimate:cpu-tdp+ram=estimate:ram-rss") reaches the report."""
     from pepr_utils import records
-    from pepr_utils.analysis import load_results, split_runs, study_facts
+    from pepr_utils.analysis.results import load_results, split_runs, study_facts
     from pepr_utils.params import RunParams
-    from pepr_utils.report import say_study
+    from pepr_utils.report.document import say_study
 
     with Meter("cpu", cpu_method="estimate", sample_interval_s=0.05) as m:
         busy(0.05)

@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pepr_utils import models
-from pepr_utils.cli import main
+from pepr_utils.cli.command import main
 from pepr_utils.errors import PeprError
-from pepr_utils.train import freeze_frozen_norms
+from pepr_utils.train.loop import freeze_frozen_norms
 
 LITE0 = "tf_efficientnet_lite0"
 
@@ -33,7 +33,7 @@ def test_models_beyond_the_paper_are_catalogued_too():
     """Every model a shipped grid names is in a catalogue, so reports label it (CNN/Other, efficient)."""
     import yaml
 
-    from pepr_utils.analysis import add_model_type
+    from pepr_utils.analysis.results import add_model_type
 
     assert models.catalogue_names() == ["beyond_paper", "paper131"]
     extra = models.load_catalogue("beyond_paper")

@@ -9,7 +9,7 @@ import pytest
 from conftest import NOTEBOOKS, ROOT
 
 from pepr_utils.errors import PeprError
-from pepr_utils.notebook_code import notebook_cells, run_notebook_code
+from pepr_utils.train.notebook_code import notebook_cells, run_notebook_code
 
 
 def test_train_notebooks_are_generated_from_one_template():

@@ -12,7 +12,8 @@ import pytest
 from conftest import NOTEBOOKS
 from scipy import stats
 
-from pepr_utils import paper, plots, reference
+from pepr_utils.paper import results as paper, reference
+from pepr_utils.analysis import plots
 from pepr_utils.errors import PeprError
 
 # --------------------------------------------------------------------------------------- reference
@@ -283,7 +284,9 @@ def test_plots_name_missing_columns():
 
 
 def test_format_p():
-    from pepr_utils.report import fmt_p  # one wording of p-values, in the report's text and on its figures
+    from pepr_utils.report.document import (  # one wording of p-values, in the report's text and on its figures
+        fmt_p,
+    )
 
     assert fmt_p(1e-9) == "p < 0.001" and fmt_p(0.0123) == "p = 0.012"
     assert fmt_p(float("nan")) == "p = n/a"

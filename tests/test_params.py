@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from pepr_utils import grid_spec, records
+from pepr_utils.grid import spec as grid_spec
+from pepr_utils import records
 from pepr_utils.errors import PeprError
 from pepr_utils.params import NAMES, RunParams, defaults
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import LineCollection, PathCollection, QuadMesh
 
-from pepr_utils import plots
+from pepr_utils.analysis import plots
 
 
 def test_value_heatmap_is_seaborns_heatmap_with_the_values_written_in():

@@ -66,7 +66,7 @@ def test_notebook_starts_with_colab_cell_then_parameters(path):
 
 def test_console_script_and_help():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["scripts"]["pepr"] == "pepr_utils.cli:main"
+    assert meta["project"]["scripts"]["pepr"] == "pepr_utils.cli.command:main"
     out = subprocess.run([sys.executable, "-m", "pepr_utils.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for command in ("score", "data", "models", "grid", "report"):

@@ -12,7 +12,7 @@ import pytest
 
 from pepr_utils import fileio, records
 from pepr_utils.errors import PeprError
-from pepr_utils.meter import Meter
+from pepr_utils.meter.meter import Meter
 
 PARAMS = {
     "model": "resnet18d",

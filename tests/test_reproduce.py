@@ -125,7 +125,7 @@ def test_colab_cell_in_a_fresh_venv_imports_in_the_same_process_and_is_idempoten
         "exec(CELL, {})  # the second run does nothing\n"
         "assert calls == [], calls\n"
         "import pepr_utils\n"
-        "from pepr_utils.grid_spec import load_grid\n"
+        "from pepr_utils.grid.spec import load_grid\n"
         "assert 'site-packages' in pepr_utils.__file__, pepr_utils.__file__\n"
         "print('OK', len(load_grid('smoke').runs))\n")
     home, content = tmp_path / "home", tmp_path / "content"
@@ -170,7 +170,7 @@ def test_lock_pins_exactly_what_pyproject_needs():
 # --------------------------------------------------------------------------- shipped grids
 def test_a_grid_is_a_yaml_path_or_a_shipped_name(tmp_path, monkeypatch):
     from pepr_utils.errors import PeprError
-    from pepr_utils.grid_spec import grid_file, shipped_grids
+    from pepr_utils.grid.spec import grid_file, shipped_grids
 
     assert {"smoke", "quick", "paper"} <= set(shipped_grids())
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pepr_utils.cli import main
+from pepr_utils.cli.command import main
 from pepr_utils.errors import PeprError
 from pepr_utils.score import minmax_normalise, pepr, pepr_value
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from pepr_utils import experiment as ex
+from pepr_utils.train import experiment as ex
 from pepr_utils import records
-from pepr_utils.analysis import load_predictions
+from pepr_utils.analysis.results import load_predictions
 from pepr_utils.errors import PeprError
-from pepr_utils.notebook_code import run_notebook_code
-from pepr_utils.train import (
+from pepr_utils.train.notebook_code import run_notebook_code
+from pepr_utils.train.loop import (
     TrainConfig,
     check_device,
     classification_metrics,
@@ -154,7 +154,7 @@ def synthetic_batches(n=96, batch_size=32, seed=0):
 
 
 def test_train_one_epoch_applies_the_notebooks_augmentation():
-    from pepr_utils.train import classification_loss, train_one_epoch
+    from pepr_utils.train.loop import classification_loss, train_one_epoch
 
     seen = []
 
@@ -191,8 +191,8 @@ def test_fit_is_reproducible_and_keeps_history():
 
 
 def test_fit_records_the_speed_options_it_used():
-    from pepr_utils.batches import Batches
-    from pepr_utils.datasets import Split
+    from pepr_utils.data.batches import Batches
+    from pepr_utils.data.datasets import Split
 
     g = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (40, 1, 12, 12), dtype=torch.uint8, generator=g),
@@ -227,7 +227,7 @@ def test_inference_time_is_measured_in_eval_mode_and_restores_mode():
 
 # --------------------------------------------------------------------------- experiments on real data
 def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights_dir, tmp_path):
-    from pepr_utils.models import create_model
+    from pepr_utils.models.build import create_model
 
     ns = run_notebook_code("03_finetune", dict(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.02, epochs=1,
                                                device="cpu", weights="imagenet", mode="linear", data_dir=str(data_dir),
@@ -248,7 +248,7 @@ def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights
 
 
 def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir, tmp_path):
-    from pepr_utils.models import create_model, set_trainable
+    from pepr_utils.models.build import create_model, set_trainable
 
     params = dict(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.05, epochs=1, weights="imagenet")
     record = ex.run_experiment(params, tmp_path / "run", data_dir=data_dir, weights_dir=weights_dir)
@@ -285,8 +285,9 @@ def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir
 
 
 def test_model_needing_256_px_is_resized_on_the_fly(data_dir):
-    from pepr_utils.datasets import load_dataset
-    from pepr_utils.models import create_model, model_info, plan_input
+    from pepr_utils.data.datasets import load_dataset
+    from pepr_utils.models.build import create_model, model_info
+    from pepr_utils.models.input_plan import plan_input
 
     plan = plan_input("botnet26t_256", 28)
     assert (plan.status, plan.run_size) == ("resize", 256)

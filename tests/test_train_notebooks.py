@@ -87,7 +87,7 @@ def test_bad_parameters_stop_the_notebook_with_one_line_and_no_result(name, bad,
 
 def test_evaluating_the_last_epoch_only_gives_the_same_run(data_dir, tmp_path):
     """eval_every_epoch=False skips val/test before the last epoch: a cheaper run with the same P."""
-    from pepr_utils.experiment import run_experiment
+    from pepr_utils.train.experiment import run_experiment
 
     params = dict(model=SMALL_MODEL, dataset="pneumoniamnist", fraction=0.1, epochs=2, device="cpu")
     every = run_experiment(params, tmp_path / "every", data_dir=data_dir)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pepr_utils import analysis as an
-from pepr_utils import report as rp
-from pepr_utils import verdicts as vd
-from pepr_utils.experiment import agreement_beyond_chance, majority_floor
+from pepr_utils.analysis import results as an
+from pepr_utils.report import document as rp
+from pepr_utils.analysis import verdicts as vd
+from pepr_utils.train.experiment import agreement_beyond_chance, majority_floor
 
 SIZES = {"a": 1e6, "b": 3e6, "c": 5e6, "d": 8e6, "e": 11e6}
 
@@ -253,7 +253,7 @@ def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_dat
     assert at.loc[("x", "imagenet-full"), "smallest_matching_fraction"] == 0.3
     assert ("x", "scratch") not in at.index
     assert "imagenet-full: matches it from fraction 0.3" in rp.say_data_efficiency(curve, smallest)
-    from pepr_utils import plots
+    from pepr_utils.analysis import plots
 
     plots.data_efficiency_plot(curve)
     # two fractions only, or one pretrained architecture: no curve
@@ -284,7 +284,7 @@ def test_direction_comes_from_the_tested_statistic_not_the_mean():
 
 
 def test_holm_runs_over_the_claims_of_one_table():
-    from pepr_utils.stats import holm
+    from pepr_utils.analysis.stats import holm
 
     assert np.allclose(holm([0.01, 0.04, np.nan, 0.03]), [0.03, 0.06, np.nan, 0.06], equal_nan=True)
     v = _verdicts(_runs(pretrain_gain=0.08))
@@ -296,7 +296,7 @@ def test_holm_runs_over_the_claims_of_one_table():
 def test_equivalence_needs_both_one_sided_tests():
     """Units on the upper bound leave the upper test undefined: TOST is undefined, as on the lower bound,
     never the lower test's p alone (which called effects of exactly the margin 'contradicted')."""
-    from pepr_utils.stats import equivalence_p
+    from pepr_utils.analysis.stats import equivalence_p
 
     assert np.isnan(equivalence_p([0.02] * 8, 0.02)) and np.isnan(equivalence_p([-0.02] * 8, 0.02))
     assert np.isnan(equivalence_p([0.02] * 7 + [0.0], 0.02))

@@ -1,0 +1,265 @@
+"""Carbon intensity of electricity by country, offline.
+
+Why a table in the package: the CO2 of a run must not depend on the network (no IP geolocation, no
+API) nor on the version of another package installed beside ours, so the numbers are frozen here with
+their source. Values are grams of CO2-equivalent per kWh of electricity generated, one per country by
+ISO 3166-1 alpha-3 code, with the country name and the year of the data.
+
+Source: ``codecarbon/data/private_infra/global_energy_mix.json`` as shipped in codecarbon 3.3.2
+(MIT licence), which compiles Our World in Data's electricity-mix dataset (itself from Ember's Yearly
+Electricity Data and the Energy Institute's Statistical Review of World Energy). To refresh, regenerate
+the ``_TABLE`` literal below from a newer copy of that file and bump ``SOURCE``.
+
+Where a grid is not in the table, or a data centre has its own contract, pass an explicit
+``carbon_intensity_g_per_kwh`` to :class:`pepr_utils.meter.meter.Meter` instead of a country code.
+"""
+
+from __future__ import annotations
+
+from ..errors import PeprError
+
+SOURCE = "codecarbon 3.3.2 global_energy_mix.json (Our World in Data / Ember electricity mix)"
+UNIT = "gCO2eq/kWh"
+
+# ISO-3 code: (carbon intensity g/kWh, country name, year of the data)
+_TABLE: dict[str, tuple[float, str, int]] = {
+    "ABW": (561.224, "Aruba", 2022),
+    "AFG": (132.53, "Afghanistan", 2022),
+    "AGO": (174.734, "Angola", 2022),
+    "ALB": (24.286, "Albania", 2022),
+    "ARE": (561.135, "United Arab Emirates", 2022),
+    "ARG": (354.103, "Argentina", 2023),
+    "ARM": (264.538, "Armenia", 2022),
+    "ASM": (611.111, "American Samoa", 2022),
+    "ATG": (611.111, "Antigua and Barbuda", 2022),
+    "AUS": (548.692, "Australia", 2023),
+    "AUT": (110.812, "Austria", 2023),
+    "AZE": (671.389, "Azerbaijan", 2022),
+    "BDI": (250.0, "Burundi", 2022),
+    "BEL": (138.107, "Belgium", 2023),
+    "BEN": (584.071, "Benin", 2022),
+    "BFA": (467.533, "Burkina Faso", 2022),
+    "BGD": (691.411, "Bangladesh", 2023),
+    "BGR": (335.334, "Bulgaria", 2023),
+    "BHR": (904.615, "Bahrain", 2022),
+    "BHS": (660.099, "Bahamas", 2022),
+    "BIH": (600.0, "Bosnia and Herzegovina", 2023),
+    "BLR": (441.74, "Belarus", 2022),
+    "BLZ": (225.806, "Belize", 2022),
+    "BMU": (650.794, "Bermuda", 2022),
+    "BOL": (531.687, "Bolivia", 2023),
+    "BRA": (98.348, "Brazil", 2023),
+    "BRB": (605.505, "Barbados", 2022),
+    "BRN": (893.913, "Brunei", 2022),
+    "BTN": (23.333, "Bhutan", 2022),
+    "BWA": (847.909, "Botswana", 2022),
+    "CAF": (0.0, "Central African Republic", 2022),
+    "CAN": (170.043, "Canada", 2023),
+    "CHE": (34.843, "Switzerland", 2023),
+    "CHL": (291.113, "Chile", 2023),
+    "CHN": (582.317, "China", 2023),
+    "CIV": (393.885, "Cote d'Ivoire", 2022),
+    "CMR": (305.419, "Cameroon", 2022),
+    "COD": (24.457, "Democratic Republic of Congo", 2022),
+    "COG": (700.0, "Congo", 2022),
+    "COK": (250.0, "Cook Islands", 2022),
+    "COL": (259.511, "Colombia", 2023),
+    "COM": (642.857, "Comoros", 2022),
+    "CPV": (558.14, "Cape Verde", 2022),
+    "CRI": (53.378, "Costa Rica", 2023),
+    "CUB": (637.61, "Cuba", 2022),
+    "CYM": (642.857, "Cayman Islands", 2022),
+    "CYP": (534.323, "Cyprus", 2023),
+    "CZE": (449.724, "Czechia", 2023),
+    "DEU": (380.95, "Germany", 2023),
+    "DJI": (692.308, "Djibouti", 2022),
+    "DMA": (529.412, "Dominica", 2022),
+    "DNK": (151.65, "Denmark", 2023),
+    "DOM": (580.78, "Dominican Republic", 2022),
+    "DZA": (634.611, "Algeria", 2022),
+    "ECU": (150.224, "Ecuador", 2023),
+    "EGY": (570.306, "Egypt", 2023),
+    "ERI": (631.579, "Eritrea", 2022),
+    "ESH": (666.667, "Western Sahara", 2009),
+    "ESP": (174.05, "Spain", 2023),
+    "EST": (416.667, "Estonia", 2023),
+    "ETH": (24.643, "Ethiopia", 2022),
+    "FIN": (79.158, "Finland", 2023),
+    "FJI": (288.462, "Fiji", 2022),
+    "FLK": (500.0, "Falkland Islands", 2022),
+    "FRA": (56.039, "France", 2023),
+    "FRO": (404.762, "Faroe Islands", 2022),
+    "GAB": (491.597, "Gabon", 2022),
+    "GBR": (237.589, "United Kingdom", 2023),
+    "GEO": (167.594, "Georgia", 2023),
+    "GHA": (484.0, "Ghana", 2022),
+    "GIB": (600.0, "Gibraltar", 2022),
+    "GIN": (236.842, "Guinea", 2022),
+    "GLP": (500.0, "Guadeloupe", 2021),
+    "GMB": (666.667, "Gambia", 2022),
+    "GNB": (625.0, "Guinea-Bissau", 2022),
+    "GNQ": (591.837, "Equatorial Guinea", 2022),
+    "GRC": (336.574, "Greece", 2023),
+    "GRD": (640.0, "Grenada", 2022),
+    "GRL": (178.571, "Greenland", 2022),
+    "GTM": (328.268, "Guatemala", 2022),
+    "GUF": (217.822, "French Guiana", 2021),
+    "GUM": (622.857, "Guam", 2022),
+    "GUY": (640.351, "Guyana", 2022),
+    "HKG": (699.499, "Hong Kong", 2022),
+    "HND": (282.265, "Honduras", 2022),
+    "HRV": (204.962, "Croatia", 2023),
+    "HTI": (567.308, "Haiti", 2022),
+    "HUN": (204.19, "Hungary", 2023),
+    "IDN": (675.931, "Indonesia", 2022),
+    "IND": (713.441, "India", 2023),
+    "IRL": (290.805, "Ireland", 2023),
+    "IRN": (655.125, "Iran", 2023),
+    "IRQ": (688.814, "Iraq", 2022),
+    "ISL": (27.68, "Iceland", 2022),
+    "ISR": (582.927, "Israel", 2022),
+    "ITA": (330.718, "Italy", 2023),
+    "JAM": (555.556, "Jamaica", 2022),
+    "JOR": (540.924, "Jordan", 2022),
+    "JPN": (485.392, "Japan", 2023),
+    "KAZ": (821.391, "Kazakhstan", 2023),
+    "KEN": (70.492, "Kenya", 2023),
+    "KGZ": (147.292, "Kyrgyzstan", 2022),
+    "KHM": (417.707, "Cambodia", 2022),
+    "KIR": (666.667, "Kiribati", 2022),
+    "KNA": (636.364, "Saint Kitts and Nevis", 2022),
+    "KOR": (430.567, "South Korea", 2023),
+    "KWT": (649.163, "Kuwait", 2023),
+    "LAO": (265.506, "Laos", 2022),
+    "LBN": (599.005, "Lebanon", 2022),
+    "LBR": (227.848, "Liberia", 2022),
+    "LBY": (818.692, "Libya", 2022),
+    "LCA": (666.667, "Saint Lucia", 2022),
+    "LKA": (509.781, "Sri Lanka", 2022),
+    "LSO": (20.0, "Lesotho", 2022),
+    "LTU": (160.072, "Lithuania", 2023),
+    "LUX": (105.263, "Luxembourg", 2023),
+    "LVA": (123.2, "Latvia", 2023),
+    "MAC": (448.98, "Macao", 2022),
+    "MAR": (630.014, "Morocco", 2023),
+    "MDA": (643.464, "Moldova", 2023),
+    "MDG": (436.441, "Madagascar", 2022),
+    "MDV": (611.765, "Maldives", 2022),
+    "MEX": (507.245, "Mexico", 2023),
+    "MKD": (565.345, "North Macedonia", 2023),
+    "MLI": (408.0, "Mali", 2022),
+    "MLT": (459.144, "Malta", 2023),
+    "MMR": (398.898, "Myanmar", 2023),
+    "MNE": (417.073, "Montenegro", 2023),
+    "MNG": (775.309, "Mongolia", 2023),
+    "MOZ": (135.647, "Mozambique", 2022),
+    "MRT": (464.706, "Mauritania", 2022),
+    "MSR": (1000.0, "Montserrat", 2022),
+    "MTQ": (523.179, "Martinique", 2021),
+    "MUS": (632.479, "Mauritius", 2022),
+    "MWI": (66.667, "Malawi", 2022),
+    "MYS": (605.831, "Malaysia", 2022),
+    "NAM": (59.259, "Namibia", 2022),
+    "NCL": (660.584, "New Caledonia", 2022),
+    "NER": (670.886, "Niger", 2022),
+    "NGA": (523.247, "Nigeria", 2023),
+    "NIC": (265.116, "Nicaragua", 2022),
+    "NLD": (267.622, "Netherlands", 2023),
+    "NOR": (30.08, "Norway", 2023),
+    "NPL": (24.44, "Nepal", 2022),
+    "NRU": (750.0, "Nauru", 2022),
+    "NZL": (112.758, "New Zealand", 2023),
+    "OMN": (564.635, "Oman", 2023),
+    "PAK": (440.608, "Pakistan", 2023),
+    "PAN": (161.677, "Panama", 2022),
+    "PER": (266.478, "Peru", 2023),
+    "PHL": (610.688, "Philippines", 2023),
+    "PNG": (507.246, "Papua New Guinea", 2022),
+    "POL": (661.926, "Poland", 2023),
+    "PRI": (678.738, "Puerto Rico", 2022),
+    "PRK": (389.587, "North Korea", 2022),
+    "PRT": (165.553, "Portugal", 2023),
+    "PRY": (23.755, "Paraguay", 2023),
+    "PSE": (516.129, "Palestine", 2022),
+    "PYF": (442.857, "French Polynesia", 2022),
+    "QAT": (602.5, "Qatar", 2023),
+    "REU": (572.816, "Reunion", 2021),
+    "ROU": (240.583, "Romania", 2023),
+    "RUS": (441.039, "Russia", 2023),
+    "RWA": (316.327, "Rwanda", 2022),
+    "SAU": (706.791, "Saudi Arabia", 2022),
+    "SDN": (263.158, "Sudan", 2022),
+    "SEN": (511.598, "Senegal", 2022),
+    "SGP": (470.783, "Singapore", 2023),
+    "SHN": (1000.0, "Saint Helena", 2022),
+    "SLB": (700.0, "Solomon Islands", 2022),
+    "SLE": (50.0, "Sierra Leone", 2022),
+    "SLV": (271.468, "El Salvador", 2023),
+    "SOM": (578.947, "Somalia", 2022),
+    "SPM": (600.0, "Saint Pierre and Miquelon", 2022),
+    "SRB": (636.062, "Serbia", 2023),
+    "SSD": (629.032, "South Sudan", 2022),
+    "STP": (642.857, "Sao Tome and Principe", 2022),
+    "SUR": (349.282, "Suriname", 2022),
+    "SVK": (116.774, "Slovakia", 2023),
+    "SVN": (231.275, "Slovenia", 2023),
+    "SWE": (40.695, "Sweden", 2023),
+    "SWZ": (172.414, "Eswatini", 2022),
+    "SYC": (564.516, "Seychelles", 2022),
+    "SYR": (701.661, "Syria", 2022),
+    "TCA": (653.846, "Turks and Caicos Islands", 2022),
+    "TCD": (628.571, "Chad", 2022),
+    "TGO": (443.182, "Togo", 2022),
+    "THA": (549.583, "Thailand", 2023),
+    "TJK": (116.858, "Tajikistan", 2022),
+    "TKM": (1306.025, "Turkmenistan", 2022),
+    "TLS": (666.667, "East Timor", 2022),
+    "TON": (625.0, "Tonga", 2022),
+    "TTO": (681.529, "Trinidad and Tobago", 2022),
+    "TUN": (563.956, "Tunisia", 2023),
+    "TUR": (464.586, "Turkey", 2023),
+    "TWN": (642.378, "Taiwan", 2023),
+    "TZA": (339.246, "Tanzania", 2022),
+    "UGA": (44.527, "Uganda", 2022),
+    "UKR": (259.693, "Ukraine", 2022),
+    "URY": (128.788, "Uruguay", 2023),
+    "USA": (369.473, "United States", 2023),
+    "UZB": (1167.603, "Uzbekistan", 2022),
+    "VCT": (529.412, "Saint Vincent and the Grenadines", 2022),
+    "VEN": (185.802, "Venezuela", 2022),
+    "VGB": (647.059, "British Virgin Islands", 2022),
+    "VIR": (632.353, "United States Virgin Islands", 2022),
+    "VNM": (475.449, "Vietnam", 2023),
+    "VUT": (571.429, "Vanuatu", 2022),
+    "WSM": (473.684, "Samoa", 2022),
+    "YEM": (566.102, "Yemen", 2022),
+    "ZAF": (707.686, "South Africa", 2023),
+    "ZMB": (111.967, "Zambia", 2022),
+    "ZWE": (297.872, "Zimbabwe", 2022),
+}
+
+
+def country_codes() -> list[str]:
+    """Every ISO-3 code the offline table knows, sorted."""
+    return sorted(_TABLE)
+
+
+def country_name(country_iso_code: str) -> str:
+    """The country's name for an ISO-3 code in the table (PeprError if unknown)."""
+    return _TABLE[_known(country_iso_code)][1]
+
+
+def carbon_intensity(country_iso_code: str) -> float:
+    """Grams of CO2-equivalent per kWh of electricity in ``country_iso_code`` (ISO-3, e.g. "DNK")."""
+    return _TABLE[_known(country_iso_code)][0]
+
+
+def _known(country_iso_code: str) -> str:
+    code = str(country_iso_code).strip().upper() if country_iso_code is not None else ""
+    if code not in _TABLE:
+        raise PeprError(
+            f"unknown country_iso_code {country_iso_code!r}: use an ISO 3166-1 alpha-3 code from the offline "
+            f"table (e.g. DNK, USA, DEU, IND; {len(_TABLE)} known, see pepr_utils.meter.carbon.country_codes()) "
+            "or pass carbon_intensity_g_per_kwh=<grams CO2 per kWh> explicitly"
+        )
+    return code

@@ -1,0 +1,1 @@
+"""pepr_utils.models."""
