@@ -32,7 +32,7 @@
 #    different experiments, which separate training runs cannot produce, and we measure how much the
 #    paper's rankings and conclusions depend on those rows.
 #
-# Everything is written under `out_dir` by `pepr_utils.report.document.Report`, as in `04_analysis`: figures as PNG
+# Everything is written under `out_dir` by `pepr_utils.report.Report`, as in `04_analysis`: figures as PNG
 # and PDF in `figures/`, tables as CSV and Markdown in `tables/`, and `checks.json` with the numbers the
 # tests verify.
 
@@ -61,10 +61,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pepr_utils.paper import results as paper, reference
-from pepr_utils.analysis import plots
+from pepr_utils import analysis as an
+from pepr_utils import paper
 from pepr_utils.fileio import atomic_write_json
-from pepr_utils.report.document import Report
+from pepr_utils.report import Report
 
 pd.set_option("display.float_format", "{:.4g}".format)
 pd.set_option("display.max_colwidth", 90)
@@ -83,9 +83,9 @@ figure, table = report.figure, report.table
 # resources and PePR scores. The experiments differ in dataset, pretraining and training-set fraction:
 
 # %%
-results = reference.load_results(reference_dir)
-published = reference.load_published_scores(reference_dir)
-models = reference.load_models(reference_dir)
+results = paper.load_results(reference_dir)
+published = paper.load_published_scores(reference_dir)
+models = paper.load_models(reference_dir)
 assert len(results) == len(published) == 1048 and results["model"].nunique() == len(models) == 131
 table(paper.experiment_overview(results), "table_experiments")
 
@@ -115,7 +115,7 @@ print("max abs difference per score:", max_abs_diff)
 # resource.
 
 # %%
-figure(plots.pepr_profile(resource="E"), "fig_pepr_profile")
+figure(an.pepr_profile(resource="E"), "fig_pepr_profile")
 
 # %% [markdown]
 # ## 3 · The paper's results
@@ -142,20 +142,20 @@ table(paper.paper_top_table(top5), "table_top5_pepr_e")
 means = paper.model_means(ours, ["energy", "co2", "train_time", "memR", "test_09",
                                  "pepr_e", "pepr_c", "pepr_t", "pepr_m"])
 means["design"] = means["efficient"].map({1: "efficient", 0: "other"})
-figure(plots.scatter_vs_params(means, "energy", x="num_param", hue="design", logy=True,
+figure(an.scatter_vs_params(means, "energy", x="num_param", hue="design", logy=True,
                                ylabel="training energy, mean over experiments (kWh)"),
        "fig_energy_vs_params")
 
 # %%
-figure(plots.scatter_vs_params(means, "test_09", x="num_param", hue="design", trend=True,
+figure(an.scatter_vs_params(means, "test_09", x="num_param", hue="design", trend=True,
                                ylabel="test accuracy, mean over experiments"), "fig_test_acc_vs_params")
 
 # %%
-figure(plots.scatter_vs_params(means, "pepr_e", x="num_param", hue="design", trend=True,
+figure(an.scatter_vs_params(means, "pepr_e", x="num_param", hue="design", trend=True,
                                ylabel="PePR-E, mean over experiments"), "fig_pepr_e_vs_params")
 
 # %%
-figure(plots.metrics_vs_params(means, ["pepr_c", "pepr_m", "pepr_t"], x="num_param", hue="design", trend=True,
+figure(an.metrics_vs_params(means, ["pepr_c", "pepr_m", "pepr_t"], x="num_param", hue="design", trend=True,
                                ylabels=["PePR-C (CO$_2$)", "PePR-M (GPU memory)", "PePR-T (training time)"]),
        "fig_pepr_cmt_vs_params")
 
@@ -164,8 +164,8 @@ figure(plots.metrics_vs_params(means, ["pepr_c", "pepr_m", "pepr_t"], x="num_par
 # architecture):
 
 # %%
-figure(plots.scatter_vs_params(ours, "pepr_e", x="num_param", hue="type", facet="experiment", trend=True,
-                               facet_order=list(reference.EXPERIMENTS)), "fig_pepr_e_vs_params_by_experiment")
+figure(an.scatter_vs_params(ours, "pepr_e", x="num_param", hue="type", facet="experiment", trend=True,
+                               facet_order=list(paper.EXPERIMENTS)), "fig_pepr_e_vs_params_by_experiment")
 
 # %% [markdown]
 # ### Pretraining and training-set size (Fig. 5a, 5b)
@@ -179,7 +179,7 @@ tests = paper.paper_tests(ours)
 table(tests, "table_tests")
 assert (tests["p_ttest_ind"] < 1e-3).all()  # the paper's "p < 0.001"
 wide = paper.condition_table(ours)
-figure(plots.paired_violins(wide, [("scratch", "pretrained"), ("train_10", "train_100")],
+figure(an.paired_violins(wide, [("scratch", "pretrained"), ("train_10", "train_100")],
                             labels=[("scratch", "pretrained"), ("10 %", "100 %")],
                             titles=["pretraining (DermaMNIST)", "training-set size (3 datasets)"],
                             pvalues=[tests.loc[0, "p_wilcoxon"], tests.loc[1, "p_wilcoxon"]],
@@ -198,10 +198,10 @@ figure(plots.paired_violins(wide, [("scratch", "pretrained"), ("train_10", "trai
 # and time are all equal (a duplicated result).
 
 # %%
-order = list(reference.EXPERIMENTS)
+order = list(paper.EXPERIMENTS)
 pairs = paper.pair_counts(ours, order=order)
 table(pairs, "table_audit_pair_counts")
-figure(plots.count_heatmap(paper.pair_matrix(pairs, "same_energy").loc[order, order],
+figure(an.count_heatmap(paper.pair_matrix(pairs, "same_energy").loc[order, order],
                            title="models with identical energy (kWh) in both experiments",
                            cbar_label="models (of 131)"), "fig_audit_shared_energy")
 
@@ -233,7 +233,7 @@ assert ours["model"].nunique() - shared["model"].nunique() == 25
 # %%
 flags = paper.flag_suspects(ours)
 flags["energy value"] = flags["shared_energy"].map({True: "shared with another experiment", False: "unique"})
-figure(plots.distribution_by_group(flags, "implied_power_kw", "experiment", hue="energy value",
+figure(an.distribution_by_group(flags, "implied_power_kw", "experiment", hue="energy value",
                                    group_order=order, logy=True,
                                    title="mean power implied by energy / (10 x last-epoch time)"),
        "fig_audit_implied_power")

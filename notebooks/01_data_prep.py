@@ -59,8 +59,8 @@ out_dir = None  # where tables, figure and manifest go; None: <PEPR_OUTPUT_DIR>/
 import pandas as pd
 from IPython.display import display
 
-from pepr_utils.data import preparation as dr
-from pepr_utils.data.datasets import load_dataset
+from pepr_utils import data as dr
+from pepr_utils.data import load_dataset
 from pepr_utils.params import check_param
 
 pd.set_option("display.width", 140)

@@ -57,10 +57,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pepr_utils.analysis import results as an
-from pepr_utils.analysis import plots
-from pepr_utils.report import document as rp
-from pepr_utils.analysis import verdicts as vd
+from pepr_utils import analysis as an
+from pepr_utils import report as rp
 
 pd.set_option("display.max_columns", 30)
 rp.check_options(top_k=top_k, n_boot=n_boot, seed=seed, budget=budget, reference=reference)  # before any file
@@ -86,12 +84,12 @@ main, cost = f"pepr_{key}", resources[key]
 
 # %%
 histories = an.load_histories(runs[runs["status"] == "ok"])  # per-epoch accuracy: the cost to a target
-verdicts = vd.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
-by_seed = vd.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
+verdicts = an.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
+by_seed = an.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
 rep.table(verdicts, "verdicts")
 rep.table(by_seed, "verdicts_by_seed")
 rep.text(rp.say_verdicts(verdicts, by_seed))
-floor = vd.at_floor(ok)
+floor = an.at_floor(ok)
 rep.table(floor, "at_floor")
 rep.text(rp.say_at_floor(floor, ok))
 rep.text(rp.say_constant_predictors(ok))
@@ -104,10 +102,10 @@ rep.text(rp.say_constant_predictors(ok))
 # each regime matches it (interval above minus the non-inferiority margin).
 
 # %%
-curve = vd.data_efficiency(ok, seed=seed)
-smallest = vd.smallest_matching_fraction(curve)
+curve = an.data_efficiency(ok, seed=seed)
+smallest = an.smallest_matching_fraction(curve)
 rep.table(curve, "data_efficiency")
-rep.figure(lambda: plots.data_efficiency_plot(curve), "data_efficiency")
+rep.figure(lambda: an.data_efficiency_plot(curve), "data_efficiency")
 rep.text(rp.say_data_efficiency(curve, smallest))
 
 # %% [markdown]
@@ -175,10 +173,10 @@ rep.text(rp.say_agreement(an.rank_agreement(scored, (main, kappa_col)),
 # %%
 hue = "type" if "type" in scored.columns and scored["type"].nunique() > 1 else None
 for y, logy in (("test_acc", False), (cost, True), (main, False)):
-    rep.figure(lambda y=y, logy=logy: plots.scatter_vs_params(scored, y, hue=hue, facet="experiment", logy=logy,
+    rep.figure(lambda y=y, logy=logy: an.scatter_vs_params(scored, y, hue=hue, facet="experiment", logy=logy,
                                                               sharey=not logy, trend=True),
                f"{y}_vs_params")
-rep.figure(lambda: plots.metrics_vs_params(scored, score_cols, hue="experiment"), "pepr_all_vs_params")
+rep.figure(lambda: an.metrics_vs_params(scored, score_cols, hue="experiment"), "pepr_all_vs_params")
 rep.text(rp.say_params_trend(scored, ("test_acc", main)))
 
 # %% [markdown]
@@ -187,7 +185,7 @@ rep.text(rp.say_params_trend(scored, ("test_acc", main)))
 # with twice the normalised energy must be proportionally more accurate to score the same.
 
 # %%
-rep.figure(lambda: plots.pepr_profile_points(scored, x=f"{key}_n", y="test_acc", hue="experiment",
+rep.figure(lambda: an.pepr_profile_points(scored, x=f"{key}_n", y="test_acc", hue="experiment",
                                              resource=key.upper(), score=main), "pepr_profile")
 
 # %% [markdown]
@@ -203,7 +201,7 @@ comparisons = an.find_comparisons(scored)
 tests = an.paired_tests(scored, comparisons, values=("test_acc", main, cost))
 rep.table(tests, "paired_tests")
 rep.text(rp.say_paired(tests))
-rep.figure(lambda: plots.paired_violins(**an.paired_violin_inputs(scored, comparisons, "test_acc", tests)),
+rep.figure(lambda: an.paired_violins(**an.paired_violin_inputs(scored, comparisons, "test_acc", tests)),
            "paired_test_acc")
 
 # %% [markdown]
@@ -215,7 +213,7 @@ scored["on_front"] = an.pareto_front(scored, "test_acc", cost)
 scored["top_pepr"] = scored[f"rank_{main}"] == 1
 front = an.pareto_table(scored, "test_acc", cost, by=main)
 rep.table(front, "pareto_front")
-rep.figure(lambda: plots.pareto_plot(scored, x=cost, y="test_acc", highlight="top_pepr",
+rep.figure(lambda: an.pareto_plot(scored, x=cost, y="test_acc", highlight="top_pepr",
                                      highlight_label=f"top PePR-{key.upper()}"), "pareto_front")
 rep.text(rp.say_pareto(front, scored, by=main))
 
@@ -226,7 +224,7 @@ rep.text(rp.say_pareto(front, scored, by=main))
 rep.text(rp.say_reference(ref, bool(reference), resources))
 ref_cols = [c for c in (main, f"pepr_ref_{key}") if c in scored.columns]
 rep.table(scored[["experiment", "model", "test_acc", cost, *ref_cols]], "pepr_fixed_reference", show=10)
-rep.figure(lambda: plots.scatter_vs_params(scored, ref_cols[-1], x=main, facet="experiment", logx=False,
+rep.figure(lambda: an.scatter_vs_params(scored, ref_cols[-1], x=main, facet="experiment", logx=False,
                                            xlabel=f"PePR-{key.upper()}, min-max (per experiment)",
                                            ylabel=f"PePR-{key.upper()}, fixed reference"), "pepr_minmax_vs_reference")
 rep.text(rp.say_agreement(an.rank_agreement(scored, ref_cols),
@@ -252,7 +250,7 @@ per_seed = an.per_seed_scores(ok, resources)
 seeds = an.seed_summary(per_seed, ("test_acc", main))
 rep.table(seeds, "seed_intervals", show=10)
 if not facts["single_seed"]:
-    rep.figure(lambda: plots.interval_plot(seeds, mean=f"{main}_mean", lo=f"{main}_lo", hi=f"{main}_hi",
+    rep.figure(lambda: an.interval_plot(seeds, mean=f"{main}_mean", lo=f"{main}_lo", hi=f"{main}_hi",
                                            xlabel=f"PePR-{key.upper()} (mean, 95% interval over seeds)"),
                "seed_intervals")
 predictions = an.load_predictions(ok)
@@ -269,7 +267,7 @@ rep.text(rp.say_seeds(seeds, stability, facts))
 agree = an.rank_agreement(scored, ("test_acc", main, "pepr_t"))
 rep.table(agree, "rank_agreement")
 if agree["tau"].notna().any():
-    rep.figure(lambda: plots.value_heatmap(agree.pivot(index="experiment", columns="pair", values="tau"),
+    rep.figure(lambda: an.value_heatmap(agree.pivot(index="experiment", columns="pair", values="tau"),
                                            cbar_label="Kendall's τ", title="Rank agreement per experiment"),
                "rank_agreement")
 rep.text(rp.say_agreement(agree, "Kendall's τ between rankings (1: same order, 0: unrelated, −1: reversed)."))

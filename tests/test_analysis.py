@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pepr_utils.analysis import results as an
 from pepr_utils import records
+from pepr_utils.analysis import results as an
 from pepr_utils.errors import PeprError
 from pepr_utils.score import pepr
 
@@ -343,7 +343,7 @@ def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
 
 
 def test_report_on_the_synthetic_study(study, tmp_path, capfd):
-    from pepr_utils.report.document import build_report
+    from pepr_utils.report.build import build_report
 
     start = time.perf_counter()
     out = build_report(study, tmp_path / "report", budget={"energy_kwh": 0.01}, n_boot=200)
@@ -374,7 +374,7 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     from conftest import ROOT
 
     from pepr_utils.grid.runner import collect_grid, load_grid, run_grid
-    from pepr_utils.report.document import build_report
+    from pepr_utils.report.build import build_report
 
     if not (ROOT / "notebooks" / "02_train.ipynb").exists():
         pytest.skip("notebooks/02_train.ipynb not there yet")
@@ -429,7 +429,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_default_report_dir(tmp_path, monkeypatch):
-    from pepr_utils.report.document import default_report_dir
+    from pepr_utils.report.build import default_report_dir
 
     monkeypatch.setenv("PEPR_OUTPUT_DIR", str(tmp_path / "outputs"))
     (tmp_path / "quick" / "runs").mkdir(parents=True)
@@ -442,7 +442,7 @@ def test_default_report_dir(tmp_path, monkeypatch):
 def test_report_with_energy_and_co2_unrecorded(study, tmp_path):
     """A results table whose energy and CO2 columns are all empty (a GPU run where energy was not measured):
     the report falls back to the resources that were recorded instead of failing."""
-    from pepr_utils.report.document import build_report
+    from pepr_utils.report.build import build_report
 
     table = records.collect(study)
     table[["energy_kwh", "co2_g", "cpu_energy_kwh"]] = np.nan

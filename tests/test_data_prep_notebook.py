@@ -13,8 +13,8 @@ import papermill
 import pytest
 from conftest import NOTEBOOKS
 
-from pepr_utils.data.preparation import indices_checksum
 from pepr_utils.data.datasets import fraction_indices, load_dataset
+from pepr_utils.data.preparation import indices_checksum
 
 EXPECTED = {
     "dermamnist": {"splits": (7007, 1003, 2005), "classes": 7,

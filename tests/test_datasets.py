@@ -25,8 +25,8 @@ from PIL import Image
 from pepr_utils.cli import command as cli
 from pepr_utils.data import datasets, lidc
 from pepr_utils.data.batches import Batches
-from pepr_utils.data.preparation import build_manifest, indices_checksum, split_table
 from pepr_utils.data.datasets import SIZES, Split, dataset_names, file_digests, fraction_indices, load_dataset
+from pepr_utils.data.preparation import build_manifest, indices_checksum, split_table
 from pepr_utils.errors import PeprError
 
 README_SHA256 = {

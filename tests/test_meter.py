@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pepr_utils.meter import carbon, meter
 from pepr_utils.errors import PeprError
+from pepr_utils.meter import carbon, meter
 from pepr_utils.meter.meter import Meter, NvmlEnergy, NvmlPowerSampling, RaplCounter, nvml_source, rapl_zones
 
 

@@ -12,9 +12,10 @@ import pytest
 from conftest import NOTEBOOKS
 from scipy import stats
 
-from pepr_utils.paper import results as paper, reference
 from pepr_utils.analysis import plots
 from pepr_utils.errors import PeprError
+from pepr_utils.paper import reference
+from pepr_utils.paper import results as paper
 
 # --------------------------------------------------------------------------------------- reference
 
@@ -284,7 +285,7 @@ def test_plots_name_missing_columns():
 
 
 def test_format_p():
-    from pepr_utils.report.document import (  # one wording of p-values, in the report's text and on its figures
+    from pepr_utils.analysis.formatting import (  # one wording of p-values, in the report's text and on its figures
         fmt_p,
     )
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pepr_utils.analysis import results as an
-from pepr_utils.report import document as rp
 from pepr_utils.analysis import verdicts as vd
+from pepr_utils.report import document as rp
 from pepr_utils.train.experiment import agreement_beyond_chance, majority_floor
 
 SIZES = {"a": 1e6, "b": 3e6, "c": 5e6, "d": 8e6, "e": 11e6}

@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..errors import PeprError
 from ..score import pepr
+from .columns import RESOURCE_COLUMNS, SCORE_PERFS, _fraction_label, _missing, _truthy
 from .stats import paired_test
-from .columns import RESOURCES, SCORE_PERFS, _fraction_label, _missing, _truthy
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _pct(fraction) -> str:
     return "?" if _missing(fraction) else f"{100 * float(fraction):g}%"
 
 
-def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCES) -> tuple[str, str] | None:
+def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> tuple[str, str] | None:
     """``(perf column, resource key)`` of a min-max PePR column (``pepr_e``, ``pepr_kappa_t``...), else None:
     looked up among the columns :func:`~pepr_utils.analysis.tables.score_table` names, not parsed from the name."""
     columns = {f"{prefix}{key}": (perf, key) for prefix, perf in SCORE_PERFS.items() for key in resources}
@@ -146,7 +146,7 @@ def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCES) -> tu
 
 
 def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,
-                 resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+                 resources: Mapping[str, str] = RESOURCE_COLUMNS) -> pd.DataFrame:
     """The rows of ``experiments`` with ``value`` on one scale: a min-max PePR column is recomputed with
     R_n normalised over the union of their models, so PePR values from different experiments are
     compared within one normalisation (per-experiment min-max values are not comparable across
@@ -162,7 +162,7 @@ def common_scale(table: pd.DataFrame, experiments: Sequence[str], value: str,
 
 
 def comparison_values(table: pd.DataFrame, comparison: Comparison, value: str,
-                      resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+                      resources: Mapping[str, str] = RESOURCE_COLUMNS) -> pd.DataFrame:
     """The models each pair of experiments of ``comparison`` shares, with ``value`` on each side and
     ``diff = a - b``. Pooled, the pairing unit is the model in one context, named ``model @ experiment a``.
     A min-max PePR ``value`` is put on one scale per context first (:func:`common_scale`)."""
@@ -181,7 +181,7 @@ def comparison_values(table: pd.DataFrame, comparison: Comparison, value: str,
 
 
 def paired_values(table: pd.DataFrame, a: str, b: str, value: str,
-                  resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+                  resources: Mapping[str, str] = RESOURCE_COLUMNS) -> pd.DataFrame:
     """:func:`comparison_values` for the ``a`` and ``b`` columns of a written table (a paired-tests CSV read
     back), where a pooled comparison lists its experiments joined by ``POOL_SEP``."""
     exps_a, exps_b = a.split(POOL_SEP), b.split(POOL_SEP)

@@ -237,7 +237,7 @@ def paired_violins(
     """
     import seaborn as sns
 
-    from ..report.document import fmt_p  # the report's p-value wording, on the figure too
+    from .formatting import fmt_p  # the report's p-value wording, on the figure too
 
     for a, b in pairs:
         _require(wide, a, b)

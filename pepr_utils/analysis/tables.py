@@ -12,11 +12,11 @@ import pandas as pd
 
 from ..errors import PeprError
 from ..score import pepr
-from .columns import FIRST_FIELDS, MEAN_FIELDS, RESOURCES, SCORE_PERFS
+from .columns import FIRST_FIELDS, MEAN_FIELDS, RESOURCE_COLUMNS, SCORE_PERFS
 
 
 # ------------------------------------------------------------------------------------------- scoring
-def available_resources(df: pd.DataFrame, resources: Mapping[str, str] = RESOURCES) -> dict[str, str]:
+def available_resources(df: pd.DataFrame, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> dict[str, str]:
     """The resources whose column exists and holds at least one number."""
     return {k: c for k, c in resources.items() if c in df.columns and pd.to_numeric(df[c], errors="coerce").notna().any()}
 
@@ -40,7 +40,7 @@ def model_table(ok: pd.DataFrame) -> pd.DataFrame:
     return table[order + (["above_floor"] if "above_floor" in table.columns else [])]
 
 
-def score_table(table: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES,
+def score_table(table: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_COLUMNS,
                 reference: Mapping[str, float] | None = None, group: str | list[str] = "experiment",
                 perfs: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Add PePR columns: ``pepr_<r>`` (test accuracy, min-max, the paper's), ``pepr_auc_<r>``
@@ -83,7 +83,7 @@ def _group_keys(df: pd.DataFrame, group: str | list[str]) -> list[str]:
     return [group] if isinstance(group, str) else list(group)
 
 
-def default_reference(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCES) -> dict[str, float]:
+def default_reference(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> dict[str, float]:
     """A fixed reference per resource when none is given: the study-wide median over scored runs.
 
     The same ``R_ref`` for every experiment makes PePR comparable across experiments of this study;
@@ -99,12 +99,12 @@ def default_reference(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCES
     return ref
 
 
-def parse_reference(reference: Mapping[str, float] | None, resources: Mapping[str, str] = RESOURCES) -> dict[str, float]:
+def parse_reference(reference: Mapping[str, float] | None, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> dict[str, float]:
     """Accept ``{"e": 0.01}``, ``{"energy": ...}`` or ``{"energy_kwh": ...}``; return by short name."""
     return {_resource_key(k, resources, "reference"): _positive(v, f"reference {k}") for k, v in (reference or {}).items()}
 
 
-def parse_budget(budget: Mapping[str, float] | None, resources: Mapping[str, str] = RESOURCES) -> dict[str, float]:
+def parse_budget(budget: Mapping[str, float] | None, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> dict[str, float]:
     """Accept resource short names, names or columns as keys; return ``{column: limit}``."""
     out = {}
     for k, v in (budget or {}).items():
@@ -134,7 +134,7 @@ def _positive(value, what: str) -> float:
     return v
 
 
-def per_seed_scores(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCES) -> pd.DataFrame:
+def per_seed_scores(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> pd.DataFrame:
     """Every scored run with PePR normalised within its experiment and seed (one replicate of the paper)."""
     return score_table(ok, resources=resources, group=["experiment", "seed"], perfs={"pepr_": "test_acc"})
 
@@ -189,7 +189,7 @@ def best_per_experiment(scored: pd.DataFrame, scores: Sequence[str]) -> pd.DataF
 
 # ------------------------------------------------------------------------------- rank stability
 def top_rank_stability(ok: pd.DataFrame, by: str = "pepr_e", *, n_boot: int = 1000, seed: int = 0,
-                       resources: Mapping[str, str] = RESOURCES,
+                       resources: Mapping[str, str] = RESOURCE_COLUMNS,
                        predictions: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """How often the top model of each experiment stays on top when the evidence is resampled.
 

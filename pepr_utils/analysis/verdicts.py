@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .results import HYPER_FIELDS, RESOURCES, label, per_seed_scores
+from .results import HYPER_FIELDS, RESOURCE_COLUMNS, label, per_seed_scores
 from .stats import (
     cluster_sign_flip_p,
     equivalence_p,
@@ -351,7 +351,7 @@ def winner_size_gap(by: str) -> Callable[[pd.DataFrame], float]:
 
 
 # ------------------------------------------------------------------------------------------ claims
-def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCES, by: str = "pepr_e",
+def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_COLUMNS, by: str = "pepr_e",
                   alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
                   margin: float = NONINFERIORITY_MARGIN, histories: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of the paper: the evidence (units, Hodges-Lehmann estimate with 95% interval,

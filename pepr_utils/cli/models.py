@@ -43,10 +43,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     import torch
     from tabulate import tabulate
 
-    from .checks import check_output_file
     from ..fileio import atomic_path
     from ..models.check import check_models
     from ..settings import output_dir
+    from .checks import check_output_file
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import lidc
-from .batches import resize_uint8
 from ..errors import PeprError
 from ..fileio import atomic_path, atomic_write_json
 from ..settings import cache_dir as cache_dir_setting
 from ..settings import data_dir as data_dir_setting
 from ..settings import offline as offline_setting
+from . import lidc
+from .batches import resize_uint8
 
 __all__ = [
     "SIZES", "SPLITS", "DatasetInfo", "MedicalDataset", "Split", "check_fraction", "check_size",

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .datasets import SPLITS, MedicalDataset, check_fraction, fraction_indices, load_dataset
 from ..errors import PeprError
 from ..fileio import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json
 from ..settings import output_dir
+from .datasets import SPLITS, MedicalDataset, check_fraction, fraction_indices, load_dataset
 
 SPLIT_TABLE_FILE = "split_table.csv"
 PIXEL_STATS_FILE = "pixel_stats.csv"
@@ -242,16 +242,14 @@ def prepare(dataset: str, size: int = 28, fractions: float | Sequence[float] = (
 
     Everything is computed before anything is written, and written all or nothing: a new ``out_dir``
     appears in one rename; in an existing one the files are replaced one by one, ``manifest.json`` last
-    (a folder without a manifest, or with an older one, was never completed by this call).
+    (a folder without a manifest, or with an older one, was never completed by this call). ``seed`` is a
+    run parameter, checked where it enters (``pepr data prepare``, notebook 01: ``params.check_param``).
     """
     import io
 
     import matplotlib.pyplot as plt
 
-    from ..params import check_param
-
     fractions = check_fractions(fractions)
-    seed = check_param("seed", seed)  # numpy refuses a negative seed only deep in the work
     ds = load_dataset(dataset, size, data_dir=data_dir, cache_dir=cache_dir, offline=offline, progress=progress)
     out = Path(out_dir) if out_dir not in (None, "") else default_out_dir(dataset, size)
     if out.exists() and not out.is_dir():

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..train.allocator import MALLOC_ENV
 from . import fork_server, kernel
 from .child import _tail
-from ..train.allocator import MALLOC_ENV
 
 MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
 TEMP_PREFIX = "pepr-run-"  # a run's private folder on its worker: <tmp>/pepr-run-<run_id>-<random>

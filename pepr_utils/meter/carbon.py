@@ -19,7 +19,6 @@ from __future__ import annotations
 from ..errors import PeprError
 
 SOURCE = "codecarbon 3.3.2 global_energy_mix.json (Our World in Data / Ember electricity mix)"
-UNIT = "gCO2eq/kWh"
 
 # ISO-3 code: (carbon intensity g/kWh, country name, year of the data)
 _TABLE: dict[str, tuple[float, str, int]] = {

@@ -67,6 +67,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
 
+from ..errors import PeprError
 from .carbon import carbon_intensity
 from .energy import (  # noqa: F401 - re-exported: the sources are part of the meter's interface
     BYTES_PER_GB,
@@ -84,7 +85,6 @@ from .energy import (  # noqa: F401 - re-exported: the sources are part of the m
     nvml_source,
     rapl_zones,
 )
-from ..errors import PeprError
 
 __all__ = [
     "Meter",
@@ -117,6 +117,13 @@ class Energy:
     @property
     def estimated(self) -> bool:
         return self.method.startswith("estimate")
+
+
+def estimated_method(energy_method: str) -> bool:
+    """Whether a record's ``energy_method`` (``"cpu=estimate:cpu-time+ram=estimate:rss"``, as
+    :attr:`Measurement.energy_method` writes it) has an estimated component: :meth:`Measurement.estimated`
+    for a run that is only a record now."""
+    return any(Energy(0.0, part.partition("=")[2]).estimated for part in str(energy_method).split("+"))
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import PeprError
-from .reference import EXPERIMENTS, TEST_COLUMNS
 from ..score import PAPER_RESOURCES, pepr
+from .reference import EXPERIMENTS, TEST_COLUMNS
 
 #: The paper's performance measure P: test accuracy after the 10th (last) epoch.
 PERF = "test_09"

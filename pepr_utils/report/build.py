@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..grid import kernel
 from ..errors import PeprError
 from ..fileio import atomic_dir, atomic_write_text, clean_stale
+from ..grid import kernel
 from ..params import _is_int
 
 NOTEBOOK_NAME = "04_analysis.ipynb"
