@@ -61,6 +61,7 @@ from IPython.display import display
 
 from pepr_utils import data as dr
 from pepr_utils.data import load_dataset
+from pepr_utils.fileio import atomic_write_csv, atomic_write_figure
 from pepr_utils.params import check_param
 
 pd.set_option("display.width", 140)
@@ -85,7 +86,7 @@ display(dr.label_table(ds))
 
 # %%
 table = dr.split_table(ds, fractions, seed)
-dr.save_table(table, out / dr.SPLIT_TABLE_FILE)
+atomic_write_csv(out / dr.SPLIT_TABLE_FILE, table)
 display(table)
 
 # %% [markdown]
@@ -94,7 +95,7 @@ display(table)
 
 # %%
 fig = dr.sample_grid(ds, seed=seed)
-png = dr.save_figure(fig, out / dr.SAMPLES_FILE)
+png = atomic_write_figure(out / dr.SAMPLES_FILE, fig, dpi=120)
 
 # %% [markdown]
 # ## Pixel statistics
@@ -102,7 +103,7 @@ png = dr.save_figure(fig, out / dr.SAMPLES_FILE)
 
 # %%
 stats = dr.pixel_stats(ds)
-dr.save_table(stats, out / dr.PIXEL_STATS_FILE)
+atomic_write_csv(out / dr.PIXEL_STATS_FILE, stats)
 display(stats)
 
 # %% [markdown]

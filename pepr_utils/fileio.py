@@ -117,6 +117,21 @@ def atomic_write_json(target: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str, allow_nan=True) + "\n")
 
 
+def atomic_write_figure(target: str | os.PathLike, fig: Any, *, dpi: int = 150) -> Path:
+    """A matplotlib figure saved atomically, in the format the file name says (``.png``, ``.pdf``, ...)."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format=target.suffix.lstrip(".").lower() or "png", dpi=dpi, bbox_inches="tight")
+    return target
+
+
+def atomic_write_csv(target: str | os.PathLike, df: Any, *, index: bool = False) -> Path:
+    """A pandas table saved atomically as CSV, at full precision."""
+    with atomic_path(target) as tmp:
+        df.to_csv(tmp, index=index)
+    return Path(target)
+
+
 @contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds.

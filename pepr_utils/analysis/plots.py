@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import PeprError
-from ..fileio import atomic_path
+from ..fileio import atomic_write_csv, atomic_write_figure, atomic_write_text
 from ..resources import RESOURCES
 from ..score import pepr_value
 
@@ -538,13 +538,7 @@ def save_figure(
     close: bool = True,
 ) -> list[Path]:
     """Write ``fig`` as ``<out_dir>/<name>.<fmt>`` for each format, atomically; return the paths."""
-    out = Path(out_dir)
-    paths = []
-    for fmt in formats:
-        target = out / f"{name}.{fmt}"
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        paths.append(target)
+    paths = [atomic_write_figure(Path(out_dir) / f"{name}.{fmt}", fig, dpi=dpi) for fmt in formats]
     if close:
         plt.close(fig)
     return paths
@@ -560,12 +554,8 @@ def save_table(
 ) -> list[Path]:
     """Write ``df`` as ``<out_dir>/<name>.csv`` (full precision) and ``.md`` (rounded), atomically."""
     out = Path(out_dir)
-    csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-    with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=index)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(df.to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
-    return [csv_path, md_path]
+    return [atomic_write_csv(out / f"{name}.csv", df, index=index),
+            atomic_write_text(out / f"{name}.md", df.to_markdown(index=index, floatfmt=floatfmt) + "\n")]
 
 
 def data_efficiency_plot(curve: pd.DataFrame, *, panel_size: tuple[float, float] = (4.2, 3.2)) -> Figure:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import PeprError
-from ..fileio import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json
+from ..fileio import atomic_dir, atomic_write_bytes, atomic_write_json
 from ..settings import output_dir
 from .datasets import SPLITS, MedicalDataset, check_fraction, fraction_indices, load_dataset
 
@@ -179,20 +179,6 @@ def sample_grid(ds: MedicalDataset, per_class: int = 8, seed: int = 0, split: st
     fig.suptitle(f"{ds.name} at {ds.size} px: random {split} images per class", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save a figure as PNG atomically."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    return Path(path)
-
-
-def save_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Save a table as CSV atomically."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return Path(path)
 
 
 # --------------------------------------------------------------------------- manifest
