@@ -47,9 +47,9 @@ def fixed_cost(*, model: str = "mobilenetv2_050", dataset: str = "pneumoniamnist
     import torch
     from common import interleave, median
 
-    from pepr_utils.train.experiment import run_experiment
     from pepr_utils.grid.runner import _notebook_bytes, _task, execute_run
     from pepr_utils.grid.spec import expand_grid
+    from pepr_utils.train.experiment import run_experiment
 
     grid = expand_grid({"name": "bench-fixed", "defaults": {"epochs": 1, "size": 28, "fraction": 0.01},
                         "axes": {"model": [model], "dataset": [dataset]}})
@@ -63,7 +63,7 @@ def fixed_cost(*, model: str = "mobilenetv2_050", dataset: str = "pneumoniamnist
     def direct() -> float:
         c0 = time.process_time()
         with tempfile.TemporaryDirectory() as d:
-            run_experiment(dict(run.params), d)
+            run_experiment(run.params.as_dict(), d)
         return time.process_time() - c0
 
     def via_grid() -> float:
@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from distributed import Client, LocalCluster
 
-    from pepr_utils.train.experiment import run_experiment
     from pepr_utils.grid.runner import _cores, _notebook_bytes, _task, execute_run
     from pepr_utils.grid.spec import expand_grid
+    from pepr_utils.train.experiment import run_experiment
 
     cores = _cores()
     threads = args.threads or cores
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "fraction": args.fraction},
                         "axes": {"model": [args.model], "dataset": [args.dataset]}})
     run = grid.runs[0]
-    params = dict(run.params)
+    params = run.params.as_dict()
     import torch
 
     torch.set_num_threads(threads)

@@ -93,11 +93,13 @@ def reference_epoch(model: nn.Module, root: str, flag: str = "pneumoniamnist", b
 
 def our_epoch(model: nn.Module, data) -> float:
     from pepr_utils.data.batches import Batches
-    from pepr_utils.train.loop import TrainConfig, fit
+    from pepr_utils.params import RunParams
+    from pepr_utils.train.loop import fit
 
     result = fit(model, Batches(data.splits["train"], 32, shuffle=True, seed=0),
                  val_batches=Batches(data.splits["val"], 256), test_batches=Batches(data.splits["test"], 256),
-                 task=data.info.task, config=TrainConfig(epochs=1, progress=False))
+                 task=data.info.task,
+                 params=RunParams(model="bench", dataset=data.info.name, epochs=1), progress=False)
     return result.history[0]["train_loss"]
 
 
@@ -115,7 +117,7 @@ def goal(*, model_name: str = "resnet18d", keep: float = 0.15, repeats: int = 3,
         _subset_npz(src, Path(root) / f"{flag}.npz", keep)
         data = load_dataset(flag, 28, data_dir=root, cache_dir=os.path.join(root, "cache"), progress=False)
         torch.manual_seed(0)
-        initial = create_model(model_name, data.n_classes, data.n_channels)
+        initial, _ = create_model(model_name, data.n_classes, data.n_channels)
         # medmnist's classes assert the official split sizes: declare the subset's for this benchmark
         from medmnist import INFO
 

@@ -79,7 +79,7 @@ def steps(model, batches, *, channels_last=False, bf16=False, opt=None) -> float
 def bench_eval(args) -> None:
     data, test = _split("dermamnist", "test")
     torch.manual_seed(0)
-    model = create_model(args.model, data.n_classes, data.n_channels).eval()
+    model = create_model(args.model, data.n_classes, data.n_channels).net.eval()
     scores = {}
 
     def trial(bs):
@@ -101,7 +101,7 @@ def bench_eval(args) -> None:
 def _train_pair(args, label, kw_a, kw_b, prep_b=None):
     data, train = _split("pneumoniamnist", "train", args.images)
     torch.manual_seed(0)
-    initial = create_model(args.model, data.n_classes, data.n_channels)
+    initial, _ = create_model(args.model, data.n_classes, data.n_channels)
     batches = Batches(train, 32, shuffle=True, seed=0)
     losses: dict[str, list[float]] = {"default": [], label: []}
 
@@ -137,7 +137,7 @@ def bench_bf16(args) -> None:
 def bench_compile(args) -> None:
     data, train = _split("pneumoniamnist", "train", args.images)
     torch.manual_seed(0)
-    initial = create_model(args.model, data.n_classes, data.n_channels)
+    initial, _ = create_model(args.model, data.n_classes, data.n_channels)
     batches = Batches(train, 32, shuffle=True, seed=0, drop_last=True)
     eager = copy.deepcopy(initial)
     compiled_model = copy.deepcopy(initial)
@@ -175,7 +175,7 @@ torch.set_num_threads({threads})
 data = load_dataset('pneumoniamnist', 28, progress=False)
 split = data.splits['train'].subset(torch.arange({images}).numpy())
 torch.manual_seed(0)
-model = create_model({model!r}, 2, 1); opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+model, _ = create_model({model!r}, 2, 1); opt = torch.optim.Adam(model.parameters(), lr=5e-4)
 t0 = time.perf_counter()
 for _ in range({jobs}):
     for x, y in Batches(split, 32, shuffle=True, seed=0):

@@ -41,7 +41,7 @@ def _per_image_costs(model_name: str, n_channels: int, n_classes: int, size: int
     labels = torch.randint(0, n_classes, (256,), generator=g)
     split = Split(images, labels)
     torch.manual_seed(0)
-    model = create_model(model_name, n_classes, n_channels)
+    model, _ = create_model(model_name, n_classes, n_channels)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     train = Batches(split.subset(list(range(3 * batch_size))) if 3 * batch_size < 256 else split, batch_size,
                     shuffle=True, out_size=run_size)
@@ -85,7 +85,7 @@ def project(grid_path: str, workers: int, fixed_s: float, repeats: int = 2) -> t
     per_run: list[float] = []
     parts = {"fixed": 0.0, "train": 0.0, "eval": 0.0, "infer": 0.0}
     for run in grid.runs:
-        p = run.params
+        p = run.params.as_dict()
         key = (p["dataset"], p["size"], p["fraction"], p["seed"])
         if key not in sizes:
             data = load_dataset(p["dataset"], p["size"], progress=False)

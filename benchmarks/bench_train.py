@@ -33,7 +33,8 @@ from pepr_utils import settings
 from pepr_utils.data.batches import Batches
 from pepr_utils.data.datasets import load_dataset
 from pepr_utils.models.build import create_model
-from pepr_utils.train.loop import TrainConfig, autocast_for, fit, resolve_device
+from pepr_utils.params import RunParams
+from pepr_utils.train.loop import autocast_for, fit, resolve_device
 
 
 def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr: float) -> int:
@@ -60,7 +61,8 @@ def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr
 def ours(model: torch.nn.Module, batches: Batches, device: torch.device, lr: float, batch_size: int,
          progress: bool) -> int:
     result = fit(model, batches, task="multi-class",
-                 config=TrainConfig(epochs=1, batch_size=batch_size, lr=lr, device=str(device), progress=progress))
+                 params=RunParams(model="bench", dataset="bench", epochs=1, batch_size=batch_size, lr=lr,
+                                  device=str(device)), progress=progress)
     return result.train_images
 
 
@@ -75,7 +77,7 @@ def goal(*, model: str = "resnet18d", dataset: str = "pneumoniamnist", images: i
     split = data.splits["train"].subset(torch.arange(images).numpy())
     batches = Batches(split, 32, shuffle=True, seed=0)
     torch.manual_seed(0)
-    initial = create_model(model, data.n_classes, data.n_channels)
+    initial, _ = create_model(model, data.n_classes, data.n_channels)
     bare_loop(copy.deepcopy(initial), batches, device, 5e-4)  # warm-up of both
     ours(copy.deepcopy(initial), batches, device, 5e-4, 32, progress=False)
 
@@ -121,7 +123,7 @@ def main() -> None:
     batches = Batches(split, args.batch_size, shuffle=True, seed=0, device=device,
                       channels_last=device.type == "cuda")
     torch.manual_seed(0)
-    initial = create_model(args.model, data.n_classes, data.n_channels)
+    initial, _ = create_model(args.model, data.n_classes, data.n_channels)
     lr = 5e-4
 
     print(f"{args.model} on {args.dataset} {args.size}px: {n} images per trial, batch {args.batch_size}, "

@@ -70,14 +70,13 @@ eval_every_epoch = True  # val and test after every epoch (the paper); False: af
 import torch
 from IPython.display import display
 
-from pepr_utils.data import preparation as dr
-from pepr_utils.train import experiment as ex
-from pepr_utils.data.datasets import load_dataset
-from pepr_utils.meter.meter import Meter
-from pepr_utils.models.build import create_model
-from pepr_utils.models.input_plan import plan_input
+from pepr_utils import data as dr
+from pepr_utils import train as ex
+from pepr_utils.data import load_dataset
+from pepr_utils.meter import Meter
+from pepr_utils.models import create_model, plan_input
 from pepr_utils.params import RunParams
-from pepr_utils.train.loop import inference_time_ms, plot_history
+from pepr_utils.train import inference_time_ms, plot_history
 
 # %% [markdown]
 # ## 1 · Parameters
@@ -112,12 +111,13 @@ data = data.with_train_fraction(params.fraction, params.seed)
 # %%
 plan = plan_input(params.model, params.size)
 print(f"input plan: {plan.status}, runs at {plan.run_size} px" + (f" ({plan.reason})" if plan.reason else ""))
-model = None
+net = None  # the network; `model` stays the parameter (its name)
 if plan.status != "incompatible":
     torch.manual_seed(params.seed)
-    model = create_model(params.model, data.n_classes, data.n_channels)
-    mean, std = ex.input_normalisation(model, params.weights, data.n_channels)
-    model_info = ex.model_summary(plan, model, data)
+    net, weights_info = create_model(params.model, data.n_classes, data.n_channels)
+    frozen_norms = ()  # every layer trains
+    mean, std = ex.input_normalisation(net, params.weights, data.n_channels)
+    model_info = ex.model_summary(plan, net, data, weights_info)
     display(model_info)
 
 # %% [markdown]
@@ -130,30 +130,32 @@ if plan.status != "incompatible":
 
 # %%
 history = []
-if model is not None:
-    device = ex.place(model, params.device)
+if net is not None:
+    torch_device = ex.place(net, params.device)
     torch.manual_seed(params.seed)
-    optimizer = torch.optim.Adam(ex.trainable(model), lr=params.lr)
+    optimizer = torch.optim.Adam(ex.trainable_parameters(net), lr=params.lr)
+    scaler = ex.grad_scaler(torch_device)  # fp16 autocast (a GPU without bf16) scales the loss; else None
     scheduler = None  # the paper keeps lr fixed; e.g. torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, params.epochs)
     loss_fn = ex.classification_loss(data.info.task)  # cross-entropy (per label for multi-label tasks)
     augment = None  # the paper trains on the images as they are; e.g. a random flip: lambda x: x.flip(-1)
-    inputs = dict(device=device, run_size=plan.run_size, mean=mean, std=std)
+    inputs = dict(device=torch_device, run_size=plan.run_size, mean=mean, std=std)
     train_batches = ex.batches(data, "train", params.batch_size, shuffle=True, seed=params.seed, **inputs)
     val_batches = ex.batches(data, "val", ex.EVAL_BATCH_SIZE, **inputs)
     test_batches = ex.batches(data, "test", ex.EVAL_BATCH_SIZE, **inputs)
     with meter:
         for epoch in range(1, params.epochs + 1):
-            trained = ex.train_one_epoch(model, train_batches, optimizer, loss_fn, device=device,
-                                         augment=augment, desc=f"epoch {epoch}/{params.epochs}")
+            trained = ex.train_one_epoch(net, train_batches, optimizer, loss_fn, device=torch_device,
+                                         scaler=scaler, frozen_norms=frozen_norms, augment=augment,
+                                         desc=f"epoch {epoch}/{params.epochs}")
             if scheduler is not None:
                 scheduler.step()
             if eval_every_epoch or epoch == params.epochs:  # evaluation never changes the training
-                val = ex.evaluate(model, val_batches, data.info.task, device=device)
-                test = ex.evaluate(model, test_batches, data.info.task, device=device)
+                val = ex.evaluate(net, val_batches, data.info.task, device=torch_device)
+                test = ex.evaluate(net, test_batches, data.info.task, device=torch_device)
                 history.append(ex.history_entry(epoch, trained, val, test))
             else:
                 history.append(ex.history_entry(epoch, trained))
-    infer_ms = inference_time_ms(model, ex.batches(data, "test", params.batch_size, **inputs), device=device)
+    infer_ms = inference_time_ms(net, ex.batches(data, "test", params.batch_size, **inputs), device=torch_device)
     display(ex.final_metrics(data, val, test))
 
 # %% [markdown]
@@ -161,15 +163,15 @@ if model is not None:
 # `result.json` is written last and atomically: when it exists, the run is complete.
 
 # %%
-if model is None:  # incompatible: the record says why, and there is nothing else to save
+if net is None:  # incompatible: the record says why, and there is nothing else to save
     record = ex.make_record(params, data=data, plan=plan, started_at=started_at, device_requested=requested_device)
     ex.save_run(out_dir, record)
 else:
     record = ex.make_record(params, data=data, plan=plan, started_at=started_at, model_info=model_info,
                             history=history, val=val, test=test, measurement=meter.measurement,
-                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(device),
+                            infer_ms_per_image=infer_ms, mean=mean, std=std, speed=ex.speed_options(torch_device),
                             device_requested=requested_device)
-    ex.save_run(out_dir, record, model=model, data=data, test=test)
+    ex.save_run(out_dir, record, model=net, data=data, test=test)
 ex.record_summary(record)
 
 # %% [markdown]

@@ -9,7 +9,7 @@ resume). Non-finite floats (an undefined AUC) are stored as ``null`` so the file
 Layout of a record (``SCHEMA_VERSION`` 1)::
 
     schema_version, run_id, status, error, started_at, finished_at,
-    params{PARAM_FIELDS + extras}, model_info{MODEL_INFO_FIELDS}, metrics{METRIC_FIELDS, history[...]},
+    params{params.NAMES + extras}, model_info{MODEL_INFO_FIELDS}, metrics{METRIC_FIELDS, history[...]},
     resources{RESOURCE_FIELDS + extras}, env{ENV_FIELDS + extras}
 """
 
@@ -31,9 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import params as params_module
 from .errors import PeprError
 from .fileio import atomic_write_text
+from .params import NAMES, RunParams, experiment_name
 from .resources import RESOURCES
 
 SCHEMA_VERSION = 1
@@ -41,7 +41,6 @@ RESULT_FILE = "result.json"
 HISTORY_FILE = "history.csv"
 
 STATUSES = ("ok", "failed", "incompatible")
-PARAM_FIELDS = params_module.NAMES  # the run parameters (pepr_utils.params.RunParams), in the record's order
 MODEL_INFO_FIELDS = ("num_params", "trainable_params", "macs_per_image", "input_size")
 METRIC_FIELDS = ("test_acc", "test_auc", "test_bal_acc", "test_f1_macro", "val_acc", "val_auc",
                  "majority_acc", "chance_auc", "test_kappa", "test_kappa_p")
@@ -64,7 +63,6 @@ ENV_FIELDS = (
     "data_sha256", "data_official",
 )  # fmt: skip
 TOP_FIELDS = ("schema_version", "run_id", "status", "error", "started_at", "finished_at")
-SECTIONS = ("params", "model_info", "metrics", "resources", "env")
 
 
 
@@ -95,7 +93,7 @@ STR, INT, NUM, BOOL = (Kind("a string", (str,)), Kind("an integer", (int,)), Kin
                        Kind("true or false", (bool,)))
 #: The run parameters' kinds, from the RunParams annotations.
 _PARAM_TYPES = {f.name: {"str": STR, "int": INT, "float": NUM, "bool": BOOL, "str | None": STR.or_null()}[f.type]
-                for f in dataclasses.fields(params_module.RunParams)}
+                for f in dataclasses.fields(RunParams)}
 _MODEL_INFO_TYPES = {"num_params": INT, "trainable_params": INT, "macs_per_image": NUM.or_null(),
                      "input_size": INT.or_null()}
 _METRIC_TYPES = {name: (NUM if name == "test_acc" else NUM.or_null()) for name in METRIC_FIELDS
@@ -319,7 +317,7 @@ def _check_timestamp(name: str, value: Any) -> None:
 def validate_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``record`` (as a dict) if it follows the schema, else raise PeprError naming the field.
 
-    Every status needs params (every ``PARAM_FIELDS`` key, typed, for ok/incompatible; a failed run
+    Every status needs params (every ``params.NAMES`` key, typed, for ok/incompatible; a failed run
     may have failed because of a bad parameter, so its params are kept as given). "ok" needs
     metrics (every ``METRIC_FIELDS`` key, test_acc a number, history entries typed) and resources
     (every ``RESOURCE_FIELDS`` key; energy, CO2, intensity and train time numbers). "failed" needs an
@@ -450,15 +448,6 @@ def read_record(path_or_dir: str | os.PathLike) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- collect
 
 
-def experiment_name(params: Mapping[str, Any]) -> str:
-    """Experiment label: ``<dataset>-<size>px-<fraction>-<scratch|imagenet-full|imagenet-linear|checkpoint-full>``
-    (:func:`pepr_utils.analysis.columns.experiment_label`, as the analysis names experiments)."""
-    from .analysis.columns import experiment_label, regime_of
-
-    regime = regime_of(params.get("pretrained"), params.get("weights"), params.get("mode"))
-    return experiment_label(params.get("dataset"), params.get("size"), params.get("fraction"), regime)
-
-
 def _find_results(paths: Iterable[str | os.PathLike]) -> list[Path]:
     found: dict[Path, None] = {}
     for item in paths:
@@ -479,10 +468,10 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         name: record.get(name) for name in ("run_id", "status", "error", "started_at", "finished_at")
     }
-    row["experiment"] = experiment_name(record.get("params") or {})
-    standard = {*row, *PARAM_FIELDS, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS}
+    row["experiment"] = experiment_name(record.get("params") or {})  # pepr_utils.params
+    standard = {*row, *NAMES, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS}
     for section, fields in (
-        ("params", PARAM_FIELDS),
+        ("params", NAMES),
         ("model_info", MODEL_INFO_FIELDS),
         ("metrics", METRIC_FIELDS),
         ("resources", RESOURCE_FIELDS),
@@ -525,7 +514,7 @@ def collect(paths_or_dirs: str | os.PathLike | Iterable[str | os.PathLike], *, o
                 raise
             warnings.warn(f"skipped invalid run record: {exc}", stacklevel=2)
     columns = ["run_id", "status", "error", "started_at", "finished_at", "experiment",
-               *PARAM_FIELDS, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS, "record_dir"]  # fmt: skip
+               *NAMES, *MODEL_INFO_FIELDS, *METRIC_FIELDS, *RESOURCE_FIELDS, "record_dir"]  # fmt: skip
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
     return frame.reindex(columns=columns + extra)

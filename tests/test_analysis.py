@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from pepr_utils import analysis as an
 from pepr_utils import records
-from pepr_utils.analysis import results as an
 from pepr_utils.errors import PeprError
 from pepr_utils.score import pepr
 
@@ -394,7 +394,7 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
                              "paper_questions"})
     scores = pd.read_csv(out / "tables" / "pepr_scores.csv")
     smoke = scores[scores["dataset"] == "pneumoniamnist"]
-    assert sorted(smoke["model"]) == sorted(r.params["model"] for r in grid.runs)
+    assert sorted(smoke["model"]) == sorted(r.params.model for r in grid.runs)
     assert smoke["energy_kwh"].gt(0).all() and smoke["pepr_e"].between(0, 1).all()
     assert f"{n + 2} run records" in summary and "1 incompatible" in summary
     assert "a single seed" in summary and "min-max PePR is undefined" in summary

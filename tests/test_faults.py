@@ -52,7 +52,7 @@ def test_report_never_replaces_a_folder_or_file_it_did_not_write(tmp_path, capsy
 
 def test_a_previous_report_folder_may_be_replaced(tmp_path):
     """1. ...but a folder whose manifest lists its files is a pepr report, and rebuilding it is allowed."""
-    from pepr_utils.report.document import check_report_dir
+    from pepr_utils.report.build import check_report_dir
 
     old = tmp_path / "report"
     (old / "figures").mkdir(parents=True)
@@ -319,7 +319,7 @@ def test_analysis_notebook_checks_its_parameters_before_writing(tmp_path):
     after 12 tables. The parameter cell is checked first, as 02/03 check theirs, with the CLI's message."""
     import papermill as pm
 
-    from pepr_utils.report.document import notebook_path
+    from pepr_utils.report.build import notebook_path
 
     runs, out = run_dir(tmp_path), tmp_path / "report"
     with pytest.raises(pm.PapermillExecutionError) as err:

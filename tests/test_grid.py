@@ -21,13 +21,14 @@ import psutil
 import pytest
 import yaml
 
-from pepr_utils.train.allocator import MALLOC_ENV
 from pepr_utils.cli.command import main as cli_main
 from pepr_utils.errors import PeprError
 from pepr_utils.grid.runner import collect_grid, grid_states, grid_status, run_grid, schedule_order
-from pepr_utils.grid.spec import RECORD_PARAMS, expand_grid, load_grid, paper_defaults
+from pepr_utils.grid.spec import expand_grid, load_grid, paper_defaults
 from pepr_utils.grid.timing import grid_timing
+from pepr_utils.params import NAMES, RunParams, RunSettings
 from pepr_utils.records import read_record, run_id
+from pepr_utils.train.allocator import MALLOC_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ROOT / "parameters" / "grids"
@@ -112,16 +113,16 @@ def test_expansion_axes_experiments_include_exclude():
         "include": [{"model": "resnet18", "dataset": "lidc", "weights": ["imagenet"], "mode": ["full", "linear"]}],
     })
     assert len(grid) == 3 * 2 + 2
-    by = {(r.params["model"], r.label, r.params["weights"], r.params["mode"], r.params["dataset"]): r for r in grid.runs}
+    by = {(r.params.model, r.label, r.params.weights, r.params.mode, r.params.dataset): r for r in grid.runs}
     scratch = by[("resnet18", "derma_small", None, "full", "dermamnist")]
-    assert scratch.notebook == "02_train" and scratch.params["fraction"] == 0.1 and not scratch.params["pretrained"]
+    assert scratch.notebook == "02_train" and scratch.params.fraction == 0.1 and not scratch.params.pretrained
     assert by[("resnet18", "derma", "imagenet", "full", "dermamnist")].notebook == "03_finetune"
     assert ("mobilenetv2_050", "derma", "imagenet", "full", "dermamnist") not in by
-    assert by[("resnet18", None, "imagenet", "linear", "lidc")].params["epochs"] == 2
+    assert by[("resnet18", None, "imagenet", "linear", "lidc")].params.epochs == 2
     for run in grid.runs:  # fully resolved, and the id is the records module's hash of exactly these
-        assert tuple(run.params) == RECORD_PARAMS
-        assert run.run_id == run_id(run.params)
-        assert run.params["batch_size"] == 32 and run.params["lr"] == 5e-4  # the paper's recipe by default
+        assert isinstance(run.params, RunParams) and tuple(run.params.as_dict()) == NAMES
+        assert run.run_id == run_id(run.params.as_dict())
+        assert run.params.batch_size == 32 and run.params.lr == 5e-4  # the paper's recipe by default
     nb = by[("resnet18", None, "imagenet", "linear", "lidc")].notebook_parameters(out_dir="/x")
     assert set(nb) == {"model", "dataset", "size", "fraction", "epochs", "batch_size", "lr", "seed", "device",
                        "data_dir", "out_dir", "country_iso_code", "weights", "mode", "weights_dir",
@@ -135,14 +136,14 @@ def test_schedule_longest_first_with_a_diverse_first_wave():
                                               "fraction": [0.1, 1.0]}})
     order = schedule_order(grid.runs, workers=2)
     assert sorted(r.run_id for r in order) == sorted(r.run_id for r in grid.runs)
-    assert [r.params["dataset"] for r in order[:2]] == ["lidc", "dermamnist"]  # the two costliest datasets
+    assert [r.params.dataset for r in order[:2]] == ["lidc", "dermamnist"]  # the two costliest datasets
     assert all(order[i].cost >= order[i + 1].cost for i in range(2, len(order) - 1))
 
 
 def test_scratch_ignores_mode_and_duplicates_merge():
     grid = expand_grid({"name": "g", "axes": {"model": ["resnet18"], "dataset": ["dermamnist"],
                                               "weights": ["scratch", "imagenet"], "mode": ["full", "linear"]}})
-    assert sorted((r.params["weights"] or "scratch", r.params["mode"]) for r in grid.runs) == [
+    assert sorted((r.params.weights or "scratch", r.params.mode) for r in grid.runs) == [
         ("imagenet", "full"), ("imagenet", "linear"), ("scratch", "full")]
     assert grid.duplicates == 1
     again = expand_grid({"name": "g", "axes": {"dataset": ["dermamnist"], "model": ["resnet18"],
@@ -186,10 +187,9 @@ def test_validation_messages(spec, needle):
 
 
 def test_defaults_file_is_the_papers_recipe():
-    train = pytest.importorskip("pepr_utils.train.loop")
     d = paper_defaults()
-    config = train.TrainConfig()  # the notebooks' and the grid's recipe is the one file's
-    assert (config.epochs, config.batch_size, config.lr, config.eval_every_epoch) == \
+    config, settings = RunParams(model="m", dataset="d"), RunSettings()  # the notebooks' and the grid's recipe
+    assert (config.epochs, config.batch_size, config.lr, settings.eval_every_epoch) == \
         (d["epochs"], d["batch_size"], d["lr"], d["eval_every_epoch"])
     assert (d["epochs"], d["batch_size"], d["lr"], d["weights"], d["fraction"]) == (10, 32, 5e-4, "scratch", 1.0)
 
@@ -197,9 +197,9 @@ def test_defaults_file_is_the_papers_recipe():
 def test_shipped_grids_are_valid():
     pytest.importorskip("pepr_utils.models.build")
     smoke, quick, paper = (load_grid(GRIDS / f"{n}.yaml") for n in ("smoke", "quick", "paper"))
-    assert len(smoke) == 2 and {r.params["epochs"] for r in smoke.runs} == {1}
+    assert len(smoke) == 2 and {r.params.epochs for r in smoke.runs} == {1}
     # the quick study is designed for evidence (issue 17: a laptop study whose models learn)
-    runs = pd.DataFrame([{**r.params, **r.extras} for r in quick.runs])
+    runs = pd.DataFrame([{**r.params.as_dict(), **r.settings.as_dict()} for r in quick.runs])
     assert set(runs["dataset"]) == {"pneumoniamnist"} and {1.0, 0.1} <= set(runs["fraction"])
     assert runs["fraction"].nunique() >= 3  # a data-efficiency curve needs three fractions
     config = ["model", "dataset", "fraction", "pretrained"]
@@ -219,7 +219,7 @@ def test_shipped_grids_are_valid():
     assert {r.label for r in paper.runs} == {"derma", "derma_pt", "derma_small", "derma_smallest", "lidc",
                                              "lidc_small", "pneumonia", "pneumonia_small"}
     p = paper.runs[0].params
-    assert (p["epochs"], p["batch_size"], p["lr"]) == (10, 32, 5e-4)
+    assert (p.epochs, p.batch_size, p.lr) == (10, 32, 5e-4)
 
 
 # --------------------------------------------------------------------------- execution mechanics
@@ -234,7 +234,7 @@ def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, mon
     rc = cli_main(["grid", "run", str(path), "--workers", "2", "--timeout", "30", "--output-dir", str(out),
                    "--no-progress"])
     assert rc == 1 and "1 ok, 0 incompatible, 3 failed" in capsys.readouterr().out
-    by_seed = {s.run.params["seed"]: s for s in grid_states(grid, out)}
+    by_seed = {s.run.params.seed: s for s in grid_states(grid, out)}
     assert by_seed[0].state == "ok"
     assert "injected failure for the test" in by_seed[13].error and by_seed[13].error.startswith("raised")
     assert "ValueError" in by_seed[13].error  # the tail of the traceback is kept
@@ -366,7 +366,7 @@ def test_smoke_grid_runs_notebook_02_on_two_workers(tmp_path, data_dir, monkeypa
     for state in grid_states(grid, tmp_path):
         record = read_record(state.path)
         assert record["status"] == "ok" and record["run_id"] == state.run.run_id
-        assert record["params"] == state.run.params
+        assert record["params"] == state.run.params.as_dict()
         assert 0 <= record["metrics"]["test_acc"] <= 1 and (state.path / "02_train.ipynb").exists()
         assert (state.path / "history.csv").exists() and (state.path / "predictions.npz").exists()
 

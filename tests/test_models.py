@@ -10,6 +10,8 @@ from safetensors.torch import load_file, save_file
 from pepr_utils import models
 from pepr_utils.cli.command import main
 from pepr_utils.errors import PeprError
+from pepr_utils.models.build import WeightsInfo
+from pepr_utils.models.input_plan import _Prober
 from pepr_utils.train.loop import freeze_frozen_norms
 
 LITE0 = "tf_efficientnet_lite0"
@@ -45,7 +47,7 @@ def test_models_beyond_the_paper_are_catalogued_too():
     assert typed["type"].tolist() == ["CNN", "CNN", "unlisted"]
     assert typed["efficient"].tolist()[:2] == [True, False]
     lite0 = extra.set_index("model").loc["tf_efficientnet_lite0"]
-    imagenet_config = models.create_model("tf_efficientnet_lite0", 1000, 3)
+    imagenet_config, _ = models.create_model("tf_efficientnet_lite0", 1000, 3)
     assert lite0["paper_num_params"] == sum(p.numel() for p in imagenet_config.parameters())
 
 
@@ -79,19 +81,19 @@ def lite0_file(weights_dir):
 
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_imagenet_weights_come_from_the_weights_dir(weights_dir, lite0_file, in_chans):
-    model = models.create_model(LITE0, num_classes=2, in_chans=in_chans, weights="imagenet",
-                                weights_dir=weights_dir, offline=True)
+    model, info = models.create_model(LITE0, num_classes=2, in_chans=in_chans, weights="imagenet",
+                                      weights_dir=weights_dir, offline=True)
     stem = lite0_file["conv_stem.weight"]
     expected = stem.sum(dim=1, keepdim=True) if in_chans == 1 else stem
     assert torch.equal(model.conv_stem.weight.detach(), expected)
     # the backbone is the file's, the classifier is new and sized for the dataset
     assert torch.equal(model.blocks[3][0].conv_pw.weight.detach(), lite0_file["blocks.3.0.conv_pw.weight"])
     assert model.classifier.weight.shape == (2, lite0_file["classifier.weight"].shape[1])
-    assert model.pepr_weights_info["source"] == str(weights_dir / f"{LITE0}.safetensors")
+    assert info == WeightsInfo(weights="imagenet", source=str(weights_dir / f"{LITE0}.safetensors"))
 
 
 def test_imagenet_weights_with_imagenet_head_keep_the_classifier(weights_dir, lite0_file):
-    model = models.create_model(LITE0, num_classes=1000, in_chans=3, weights="imagenet", weights_dir=weights_dir)
+    model, _ = models.create_model(LITE0, num_classes=1000, in_chans=3, weights="imagenet", weights_dir=weights_dir)
     assert torch.equal(model.classifier.weight.detach(), lite0_file["classifier.weight"])
 
 
@@ -107,24 +109,25 @@ def test_missing_weights_offline_names_the_file(tmp_path, monkeypatch):
 
 def test_checkpoint_with_another_head_loads_backbone_and_skips_head(tmp_path):
     torch.manual_seed(0)
-    source = models.create_model("test_resnet", num_classes=3, in_chans=1)
+    source, info = models.create_model("test_resnet", num_classes=3, in_chans=1)
+    assert info == WeightsInfo()  # random weights: nothing loaded
     sd = source.state_dict()
     torch.save({"state_dict": sd, "epoch": 10}, tmp_path / "run.pt")  # a pepr-style checkpoint
     save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "run.safetensors"))
     for path in (tmp_path / "run.pt", tmp_path / "run.safetensors"):
         with pytest.warns(UserWarning, match="skipped the classifier"):
-            model = models.create_model("test_resnet", num_classes=5, in_chans=1, weights=path)
+            model, info = models.create_model("test_resnet", num_classes=5, in_chans=1, weights=path)
         own = model.state_dict()
         assert all(torch.equal(own[k], v) for k, v in sd.items() if not k.startswith("fc."))
         assert model.fc.weight.shape[0] == 5
-        assert sorted(model.pepr_weights_info["skipped_keys"]) == ["fc.bias", "fc.weight"]
+        assert sorted(info.skipped_keys) == ["fc.bias", "fc.weight"] and info.source == str(path)
     # a 1-channel checkpoint into a 3-channel model: the stem is adapted, not refused
-    model = models.create_model("test_resnet", num_classes=3, in_chans=3, weights=tmp_path / "run.pt")
-    assert model.pepr_weights_info["adapted_keys"] and model.conv1[0].weight.shape[1] == 3
+    model, info = models.create_model("test_resnet", num_classes=3, in_chans=3, weights=tmp_path / "run.pt")
+    assert info.adapted_keys and model.conv1[0].weight.shape[1] == 3
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
-    torch.save(models.create_model("test_efficientnet", 2, 3).state_dict(), tmp_path / "other.pth")
+    torch.save(models.create_model("test_efficientnet", 2, 3).net.state_dict(), tmp_path / "other.pth")
     with pytest.raises(PeprError, match="does not fit 'test_resnet'"):
         models.create_model("test_resnet", 2, 3, weights=tmp_path / "other.pth")
     with pytest.raises(PeprError, match="not found"):
@@ -136,31 +139,31 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 # --------------------------------------------------------------------------- trainable and info
 def test_linear_mode_trains_only_the_head_and_keeps_batch_norm_frozen():
     torch.manual_seed(0)
-    model = models.create_model("test_resnet", num_classes=4, in_chans=1)
-    models.set_trainable(model, "linear")
+    model, _ = models.create_model("test_resnet", num_classes=4, in_chans=1)
+    frozen_norms = models.set_trainable(model, "linear")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"fc.weight", "fc.bias"}
-    assert model.pepr_frozen_norms  # the backbone's batch norms
+    assert frozen_norms and all(isinstance(model.get_submodule(n), torch.nn.BatchNorm2d) for n in frozen_norms)
     before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
     model.train()
-    freeze_frozen_norms(model)  # what each training epoch does
+    assert freeze_frozen_norms(model, frozen_norms) == len(frozen_norms)  # what each training epoch does
     assert model.training and model.fc.training
     model(torch.randn(4, 1, 32, 32))  # a training-mode forward must not move the running statistics
     after = model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items())
-    models.set_trainable(model, "full")
-    assert all(p.requires_grad for p in model.parameters()) and model.pepr_frozen_norms == ()
+    assert models.set_trainable(model, "full") == ()
+    assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(PeprError, match="full, linear"):
         models.set_trainable(model, "partial")
 
 
 def test_model_info_counts_parameters_and_macs():
-    model = models.create_model("resnet18", num_classes=1000, in_chans=3)
+    model, _ = models.create_model("resnet18", num_classes=1000, in_chans=3)
     info = models.model_info(model, 224, 3)
     assert info["num_params"] == 11_689_512 == info["trainable_params"]  # resnet18's well-known count
     assert 1.75e9 < info["macs_per_image"] < 1.9e9  # ~1.82 GMACs at 224 px
     assert info["input_size"] == 224
-    small = models.create_model("test_resnet", num_classes=2, in_chans=1)
+    small, _ = models.create_model("test_resnet", num_classes=2, in_chans=1)
     models.set_trainable(small, "linear")
     a, b = models.model_info(small, 32, 1), models.model_info(small, 64, 1)
     assert a["trainable_params"] == sum(p.numel() for p in small.fc.parameters())
@@ -178,7 +181,7 @@ def test_plan_input_resizes_fixed_and_minimum_size_models(tmp_path, monkeypatch)
     assert 28 < minimum.run_size <= 64
     assert models.plan_input("pvt_v2_b0", 64, cache_dir=tmp_path).status == "ok"
     # every answer is cached: planning again builds and runs nothing
-    monkeypatch.setattr(models._Prober, "run", lambda self, size: pytest.fail("probed again"))
+    monkeypatch.setattr(_Prober, "run", lambda self, size: pytest.fail("probed again"))
     assert models.plan_input("botnet26t_256", 28, cache_dir=tmp_path) == fixed
     assert models.plan_input("pvt_v2_b0", 28, cache_dir=tmp_path) == minimum
 

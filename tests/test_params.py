@@ -6,14 +6,16 @@ import dataclasses
 
 import pytest
 
-from pepr_utils.grid import spec as grid_spec
 from pepr_utils import records
 from pepr_utils.errors import PeprError
-from pepr_utils.params import NAMES, RunParams, defaults
+from pepr_utils.grid import spec as grid_spec
+from pepr_utils.params import NAMES, SETTING_NAMES, RunParams, RunSettings, defaults, experiment_name, regime
 
 
 def test_fields_are_the_record_params_and_defaults_come_from_the_yaml():
-    assert NAMES == records.PARAM_FIELDS == grid_spec.RECORD_PARAMS
+    assert NAMES == tuple(RunParams(model="m", dataset="d").as_dict())  # the one list; no aliases elsewhere
+    assert not hasattr(records, "PARAM_FIELDS")
+    assert not hasattr(grid_spec, "RECORD_PARAMS")
     p = RunParams(model="resnet18d", dataset="pneumoniamnist")
     d = defaults()
     assert (p.epochs, p.batch_size, p.lr, p.size, p.fraction, p.seed, p.device, p.mode) == \
@@ -29,7 +31,7 @@ def test_loose_values_are_read_and_no_weights_has_one_spelling():
         assert RunParams.of(model="resnet18d", dataset="pneumoniamnist", weights=spelling) == base
     assert RunParams.of(model="resnet18d", dataset="pneumoniamnist", epochs="10", lr="5e-4", size=28.0) == base
     q = RunParams.of(model="resnet18d", dataset="pneumoniamnist", pretrained=True)
-    assert (q.weights, q.pretrained, q.start) == ("imagenet", True, "imagenet-full")
+    assert (q.weights, q.pretrained, regime(q)) == ("imagenet", True, "imagenet-full")
 
 
 @pytest.mark.parametrize("values, key", [
@@ -56,3 +58,48 @@ def test_check_resolves_auto_and_refuses_unknown_names():
         RunParams.of(model="resnet18d", dataset="pneumoniamnist", optimiser="sgd")
     with pytest.raises(PeprError, match="close names"):
         RunParams.of(model="resnet18x", dataset="pneumoniamnist").check()
+
+
+def test_run_id_of_fixed_parameters_never_changes():
+    """The literal ids were computed before RunParams became the one run-parameter type (issue 18): the same
+    parameters must keep filing their results under the same run_id."""
+    scratch = RunParams(model="resnet18d", dataset="pneumoniamnist")
+    tuned = RunParams.of(model="tf_efficientnet_lite0", dataset="bloodmnist", size=64, fraction=0.1,
+                         weights="imagenet", mode="linear", epochs=3, lr=1e-3, seed=2, device="cuda")
+    checkpoint = RunParams.of(model="resnet18d", dataset="pneumoniamnist", weights="/tmp/x/model.safetensors",
+                              mode="full", fraction=0.01, size=128)
+    assert records.run_id(scratch.as_dict()) == "eff7ad1fa200"
+    assert records.run_id(tuned.as_dict()) == "219dbee23f69"
+    assert records.run_id(checkpoint.as_dict()) == "61832489c7a8"
+    grid = grid_spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist"},
+                                  "axes": {"model": ["resnet18d"], "weights": ["scratch", "imagenet"]}},
+                                 check_names=False)
+    assert [r.run_id for r in grid.runs] == ["eff7ad1fa200", "69055e7bdd54"]
+    assert grid.runs[0].params == scratch
+
+
+def test_one_function_per_derived_name():
+    import math
+
+    tuned = RunParams.of(model="m", dataset="bloodmnist", size=64, fraction=0.1, weights="imagenet", mode="linear")
+    assert regime(RunParams(model="m", dataset="d")) == "scratch"
+    assert regime(tuned) == regime(tuned.as_dict()) == "imagenet-linear"
+    assert regime({"weights": "/x/model.pt", "mode": float("nan")}) == "checkpoint-full"
+    assert regime({"pretrained": "True", "weights": float("nan")}) == "imagenet-full"  # a CSV's spelling
+    assert experiment_name(tuned) == experiment_name(tuned.as_dict()) == "bloodmnist-64px-0.1-imagenet-linear"
+    assert experiment_name({**tuned.as_dict(), "epochs": 3.0}, vary=["epochs", "lr"]) == \
+        "bloodmnist-64px-0.1-imagenet-linear-e3-lr0.0005"
+    assert experiment_name({"dataset": "d", "size": "big", "fraction": math.nan}) == "d-bigpx-nan-scratch"
+
+
+def test_run_settings_come_from_the_yaml_and_are_checked_once():
+    d = defaults()
+    assert RunSettings().as_dict() == {k: d[k] for k in SETTING_NAMES}
+    assert RunSettings.of(data_dir=__import__("pathlib").Path("/data")).data_dir == "/data"
+    assert [k for k, _ in RunSettings(country_iso_code="dk", eval_every_epoch="yes").problems()] == \
+        ["country_iso_code", "eval_every_epoch"]
+    with pytest.raises(PeprError, match="unknown run setting"):
+        RunSettings.of(out_dir="/x")
+    with pytest.raises(PeprError, match="country_iso_code"):
+        grid_spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist", "country_iso_code": "dk"},
+                               "axes": {"model": ["resnet18d"]}}, check_names=False)

@@ -13,6 +13,7 @@ import pytest
 from pepr_utils import fileio, records
 from pepr_utils.errors import PeprError
 from pepr_utils.meter.meter import Meter
+from pepr_utils.params import NAMES
 
 PARAMS = {
     "model": "resnet18d",
@@ -253,7 +254,7 @@ def test_collect_over_several_dirs(tmp_path):
     head = ["run_id", "status", "error", "started_at", "finished_at", "experiment"]
     assert list(df.columns[: len(head)]) == head
     for col in (
-        *records.PARAM_FIELDS,
+        *NAMES,
         *records.MODEL_INFO_FIELDS,
         *records.METRIC_FIELDS,
         *records.RESOURCE_FIELDS,

@@ -6,29 +6,32 @@ small slices and one epoch keep the file short.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from pepr_utils.train import experiment as ex
 from pepr_utils import records
 from pepr_utils.analysis.results import load_predictions
+from pepr_utils.devices import check_device, resolve_device
 from pepr_utils.errors import PeprError
-from pepr_utils.train.notebook_code import run_notebook_code
+from pepr_utils.params import NAMES, RunParams
+from pepr_utils.train import experiment as ex
 from pepr_utils.train.loop import (
-    TrainConfig,
-    check_device,
     classification_metrics,
     fit,
     freeze_frozen_norms,
     inference_time_ms,
     predict,
-    resolve_device,
+    trainable_parameters,
 )
+from pepr_utils.train.notebook_code import run_notebook_code
 
 PNEUMONIA = dict(dataset="pneumoniamnist", size=28)
+TINY = RunParams(model="tinynet", dataset="synthetic", epochs=1)  # fit reads epochs, lr, seed and device
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -46,7 +49,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 ])  # fmt: skip
 def test_invalid_training_settings_give_one_line_naming_the_value(field, value):
     with pytest.raises(PeprError) as exc:
-        TrainConfig(**{field: value})
+        RunParams.of(model="m", dataset="d", **{field: value}).valid()  # what fit checks
     assert field in one_line(exc) or "device" in str(exc.value)
     with pytest.raises(PeprError):
         ex.resolve_params(model="resnet18d", **PNEUMONIA, **{field: value})
@@ -60,7 +63,7 @@ def test_invalid_fraction_is_refused(fraction):
 
 
 def test_valid_settings_are_normalised():
-    cfg = TrainConfig(epochs=10.0, batch_size="32", lr="5e-4", device="CPU")
+    cfg = RunParams.of(model="m", dataset="d", epochs=10.0, batch_size="32", lr="5e-4", device="CPU").valid()
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.device) == (10, 32, 5e-4, "cpu")
     assert check_device("cuda:1") == "cuda:1" and check_device("auto") == "auto"
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
@@ -75,7 +78,7 @@ def test_cuda_asked_for_but_absent_is_a_clear_error():
 
 def test_params_follow_the_grid_form():
     p = ex.resolve_params(model="resnet18d", **PNEUMONIA)
-    assert tuple(p) == records.PARAM_FIELDS
+    assert tuple(p) == NAMES
     assert (p["pretrained"], p["weights"], p["mode"], p["epochs"], p["batch_size"], p["lr"]) == \
         (False, None, "full", 10, 32, 5e-4)
     assert ex.resolve_params(model="resnet18d", **PNEUMONIA, weights="scratch") == p
@@ -175,7 +178,7 @@ def test_fit_is_reproducible_and_keeps_history():
         model = TinyNet()
         result = fit(model, synthetic_batches(), val_batches=synthetic_batches(seed=1),
                      test_batches=synthetic_batches(seed=2), task="binary-class",
-                     config=TrainConfig(epochs=3, progress=False))
+                     params=dataclasses.replace(TINY, epochs=3), progress=False)
         return result, torch.cat([p.flatten() for p in model.state_dict().values() if p.is_floating_point()])
 
     (a, wa), (b, wb) = once(), once()
@@ -199,7 +202,7 @@ def test_fit_records_the_speed_options_it_used():
                   torch.randint(0, 2, (40,), generator=g))
     torch.manual_seed(0)
     result = fit(TinyNet(), Batches(split, 16), val_batches=Batches(split, 64), task="binary-class",
-                 config=TrainConfig(epochs=1, progress=False))
+                 params=TINY, progress=False)
     assert result.speed == {"channels_last": False, "eval_channels_last": True, "autocast": None, "compiled": False,
                             "eval_batch_size": 64,
                             "eval_grad_mode": "inference_mode", "torch_threads": torch.get_num_threads()}
@@ -210,13 +213,22 @@ def test_frozen_batch_norm_stays_in_eval_mode():
     for p in model.features.parameters():
         p.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fit(model, synthetic_batches(), task="binary-class", config=TrainConfig(epochs=1, progress=False))
+    fit(model, synthetic_batches(), task="binary-class", params=TINY, progress=False)
     after = model.state_dict()
     for k in before:
         changed = not torch.equal(before[k], after[k])
         assert changed == k.startswith("head."), k
     model.train()
     assert freeze_frozen_norms(model) == 1 and not model.features[1].training
+
+
+def test_named_frozen_norms_stay_in_eval_mode_and_cpu_needs_no_grad_scaler():
+    from pepr_utils.train.loop import grad_scaler
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, affine=False), nn.Linear(2, 2)).train()
+    assert freeze_frozen_norms(model) == 0  # no parameters to tell it is frozen: only its name does
+    assert freeze_frozen_norms(model, ("1",)) == 1 and not model[1].training and model[0].training
+    assert grad_scaler("cpu") is None and grad_scaler("cpu", amp=False) is None  # CPU runs in float32
 
 
 def test_inference_time_is_measured_in_eval_mode_and_restores_mode():
@@ -232,12 +244,14 @@ def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights
     ns = run_notebook_code("03_finetune", dict(model="tf_efficientnet_lite0", **PNEUMONIA, fraction=0.02, epochs=1,
                                                device="cpu", weights="imagenet", mode="linear", data_dir=str(data_dir),
                                                weights_dir=str(weights_dir), out_dir=str(tmp_path)))
-    model = ns["model"]
+    assert ns["model"] == "tf_efficientnet_lite0"  # the parameter keeps its value: every cell can be re-run
+    model = ns["net"]
+    assert ns["frozen_norms"]  # set_trainable named the backbone's batch norms, which stayed in eval mode
     head = model.get_classifier()
     head_keys = {f"classifier.{k}" for k in head.state_dict()}
     assert ns["model_info"]["trainable_params"] == sum(p.numel() for p in head.parameters())
     torch.manual_seed(0)
-    before = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir).state_dict()
+    before = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir).net.state_dict()
     after = model.state_dict()
     frozen_changed = [k for k in before if k not in head_keys and not torch.equal(before[k], after[k])]
     assert frozen_changed == []  # weights and batch-norm running statistics alike
@@ -245,6 +259,28 @@ def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights
     record = records.read_record(tmp_path)
     assert record["model_info"]["weights_source"].endswith("tf_efficientnet_lite0.safetensors")
     assert record["params"]["mode"] == "linear"
+
+
+def test_every_cell_of_the_notebook_can_be_run_again(data_dir, tmp_path):
+    """The parameters keep their values (the network is ``net``, the torch device ``torch_device``), so
+    re-running the cells after the parameters gives the same run."""
+    from conftest import NOTEBOOKS
+
+    from pepr_utils.train.notebook_code import notebook_cells
+
+    ns = run_notebook_code("02_train", dict(model="test_resnet", **PNEUMONIA, fraction=0.02, epochs=1, device="cpu",
+                                            data_dir=str(data_dir), out_dir=str(tmp_path / "first")))
+    assert (ns["model"], ns["device"]) == ("test_resnet", "cpu") and ns["torch_device"] == torch.device("cpu")
+    first = records.read_record(tmp_path / "first")
+    ns["out_dir"] = str(tmp_path / "again")
+    after = False
+    for header, source in notebook_cells(NOTEBOOKS / "02_train.py"):
+        if "[markdown]" not in header and after:
+            exec(compile(source, "02_train.py", "exec"), ns)  # noqa: S102 - our own notebook
+        after = after or "parameters" in header
+    again = records.read_record(tmp_path / "again")
+    assert again["run_id"] == first["run_id"] and again["params"] == first["params"]
+    assert again["metrics"]["test_acc"] == first["metrics"]["test_acc"]
 
 
 def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir, tmp_path):
@@ -275,11 +311,12 @@ def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir
 
     # the trained weights seed a further run: 03's "checkpoint of an earlier run"
     ckpt = tmp_path / "run" / ex.CHECKPOINT_FILE
-    probe = create_model("tf_efficientnet_lite0", 2, 1, weights=str(ckpt))
-    set_trainable(probe, "linear")
-    assert sum(p.numel() for p in ex.trainable(probe)) < sum(p.numel() for p in probe.parameters())
+    probe, info = create_model("tf_efficientnet_lite0", 2, 1, weights=str(ckpt))
+    assert info.source == str(ckpt) and not info.skipped_keys and not info.adapted_keys
+    assert set_trainable(probe, "linear")  # the frozen backbone's batch norms
+    assert sum(p.numel() for p in trainable_parameters(probe)) < sum(p.numel() for p in probe.parameters())
     assert ex.input_normalisation(probe, str(ckpt), 1) == (0.5, 0.5)  # pepr checkpoints saw 0.5/0.5 inputs
-    pretrained = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir)
+    pretrained, _ = create_model("tf_efficientnet_lite0", 2, 1, weights="imagenet", weights_dir=weights_dir)
     stem = "conv_stem.weight"
     assert not torch.equal(probe.state_dict()[stem], pretrained.state_dict()[stem])  # it trained
 
@@ -292,7 +329,7 @@ def test_model_needing_256_px_is_resized_on_the_fly(data_dir):
     plan = plan_input("botnet26t_256", 28)
     assert (plan.status, plan.run_size) == ("resize", 256)
     data = load_dataset("pneumoniamnist", 28, data_dir=data_dir).with_train_fraction(0.01, 0)
-    model = create_model("botnet26t_256", data.n_classes, data.n_channels)
+    model, _ = create_model("botnet26t_256", data.n_classes, data.n_channels)
     assert model_info(model, plan.run_size, 1)["input_size"] == 256
     x, y = next(iter(ex.batches(data, "train", 2, device="cpu", run_size=plan.run_size)))
     assert tuple(x.shape) == (2, 1, 256, 256)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pepr_utils.analysis import results as an
+from pepr_utils import analysis as an
 from pepr_utils.analysis import verdicts as vd
 from pepr_utils.report import document as rp
 from pepr_utils.train.experiment import agreement_beyond_chance, majority_floor

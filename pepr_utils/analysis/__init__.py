@@ -8,16 +8,16 @@ comparisons (``comparisons``), statistics (``stats``), the verdicts (``verdicts`
 from ..face import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "columns": ("UNITS", "label",),
-    "comparisons": ("find_comparisons", "paired_tests", "paired_violin_inputs", "pair_unit",),
+    "columns": ("UNITS", "label"),
+    "comparisons": ("find_comparisons", "common_scale", "paired_values", "paired_tests", "paired_violin_inputs", "pair_unit"),
     "plots": ("scatter_vs_params", "metrics_vs_params", "pepr_profile", "pepr_profile_points",
         "paired_violins", "distribution_by_group", "count_heatmap", "pareto_plot", "value_heatmap",
-        "interval_plot", "data_efficiency_plot", "save_figure", "save_table",),
-    "results": ("load_results", "split_runs", "require_scorable", "overview", "study_facts", "add_model_type",
-        "pareto_table", "load_predictions", "load_histories", "recommend", "paper_questions", "default_budget",),
-    "stats": ("pareto_front", "rank_agreement", "seed_summary", "epoch_swing",),
+        "interval_plot", "data_efficiency_plot", "save_figure", "save_table"),
+    "results": ("load_results", "prepare_runs", "add_floor", "split_runs", "require_scorable", "overview", "study_facts", "add_model_type",
+        "pareto_table", "load_predictions", "load_histories", "recommend", "paper_questions", "default_budget"),
+    "stats": ("paired_test", "pareto_front", "rank_agreement", "seed_summary", "epoch_swing"),
     "tables": ("available_resources", "model_table", "score_table", "default_reference", "parse_reference",
-        "parse_budget", "per_seed_scores", "top_k", "best_per_experiment", "top_rank_stability",),
+        "parse_budget", "per_seed_scores", "top_k", "best_per_experiment", "top_rank_stability"),
     "verdicts": ("DECIDED", "UNTESTED", "at_floor", "verdict_table", "verdicts_by_seed", "data_efficiency",
-        "smallest_matching_fraction",),
+        "smallest_matching_fraction"),
 })

@@ -1,19 +1,14 @@
 """The study table's vocabulary: which columns are resources, metrics and experiment keys, their readable
-names and units, and how a run's regime is named. Shared by :mod:`~pepr_utils.analysis.results`,
+names and units (a run's regime and experiment name: pepr_utils.params). Shared by :mod:`~pepr_utils.analysis.results`,
 :mod:`~pepr_utils.analysis.comparisons`, :mod:`~pepr_utils.analysis.stats` and :mod:`~pepr_utils.analysis.verdicts`.
 """
 
 from __future__ import annotations
 
-import math
-
-import pandas as pd
-
 from .. import resources as resource_table
-from ..params import no_weights
 
 #: The paper's four resources (E, C, T, M) and the run-record column each one reads (pepr_utils.resources).
-RESOURCES: dict[str, str] = resource_table.columns()
+RESOURCE_COLUMNS: dict[str, str] = resource_table.columns()
 
 
 #: Readable names and units, for tables, axis labels and the report's sentences.
@@ -61,7 +56,7 @@ FLOOR_ALPHA = 0.05
 def label(col: str) -> str:
     """A readable name for a score, metric or resource column (tables, figures and sentences)."""
     names = {"test_acc": "test accuracy", "test_auc": "test AUC", "test_bal_acc": "balanced accuracy",
-             "test_f1_macro": "macro F1", **{c: RESOURCE_NAMES[k] for k, c in RESOURCES.items()}}
+             "test_f1_macro": "macro F1", **{c: RESOURCE_NAMES[k] for k, c in RESOURCE_COLUMNS.items()}}
     if col in names:
         return names[col]
     for prefix, suffix in (("pepr_auc_", " (AUC as P)"), ("pepr_kappa_", " (chance-corrected P)"),
@@ -73,43 +68,3 @@ def label(col: str) -> str:
 
 _NUMERIC = set(MEAN_FIELDS) | {"size", "fraction", "epochs", "batch_size", "lr", "seed", "num_params",
                                "trainable_params", "macs_per_image", "input_size"}
-
-
-def regime_of(pretrained, weights, mode) -> str:
-    """``scratch``, ``imagenet-<mode>`` or ``checkpoint-<mode>``: how the model started."""
-    w = None if _missing(weights) else str(weights)
-    if no_weights(w) or w.lower() == "false":
-        if _truthy(pretrained):
-            w = "imagenet"
-        else:
-            return "scratch"
-    kind = "imagenet" if w.lower() == "imagenet" else "checkpoint"
-    m = "full" if _missing(mode) else str(mode)
-    return f"{kind}-{m}"
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value == ""
-
-
-def _truthy(value) -> bool:
-    if _missing(value):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
-
-
-def _fraction_label(fraction) -> str:
-    return "nan" if _missing(fraction) else f"{float(fraction):g}"
-
-
-def experiment_label(dataset, size, fraction, regime: str) -> str:
-    """``<dataset>-<size>px-<fraction>-<regime>``: the one spelling of an experiment's name (values that are
-    not numbers, as a failed run's bad parameters may be, are written as they are)."""
-    try:
-        size_text = "" if _missing(size) else str(int(size))
-        fraction_text = _fraction_label(fraction)
-    except (TypeError, ValueError):
-        size_text, fraction_text = str(size), str(fraction)
-    return f"{dataset}-{size_text}px-{fraction_text}-{regime}"

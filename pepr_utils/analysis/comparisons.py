@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import PeprError
+from ..params import experiment_name, is_missing, is_true
 from ..score import pepr
-from .columns import RESOURCE_COLUMNS, SCORE_PERFS, _fraction_label, _missing, _truthy
+from .columns import RESOURCE_COLUMNS, SCORE_PERFS
 from .stats import paired_test
 
 
@@ -110,12 +111,12 @@ POOL_SEP = " + "
 
 
 def _hyper_suffix(exp: str, row: pd.Series) -> str:
-    base = f"{row['dataset']}-{_int(row['size'])}px-{_fraction_label(row['fraction'])}-{row['regime']}"
+    base = experiment_name(row)  # the experiment's name without its hyper-parameters
     return exp[len(base):] if exp.startswith(base) else ""
 
 
 def _same(a, b) -> bool:
-    if _missing(a) and _missing(b):
+    if is_missing(a) and is_missing(b):
         return True
     try:
         return float(a) == float(b)
@@ -131,11 +132,11 @@ def _num(v) -> float:
 
 
 def _int(v) -> str:
-    return "?" if _missing(v) else f"{int(v)}"
+    return "?" if is_missing(v) else f"{int(v)}"
 
 
 def _pct(fraction) -> str:
-    return "?" if _missing(fraction) else f"{100 * float(fraction):g}%"
+    return "?" if is_missing(fraction) else f"{100 * float(fraction):g}%"
 
 
 def minmax_score_parts(col: str, resources: Mapping[str, str] = RESOURCE_COLUMNS) -> tuple[str, str] | None:
@@ -251,4 +252,4 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame | Itera
 
 def pair_unit(test: Mapping) -> str:
     """What one pair of a paired test is: a model, or (pooled over experiments) a model in one context."""
-    return "model-experiment pairs" if _truthy(test.get("pooled", False)) else "models"
+    return "model-experiment pairs" if is_true(test.get("pooled", False)) else "models"

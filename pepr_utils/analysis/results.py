@@ -24,52 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .comparisons import (  # noqa: F401 - the analysis API in one place (notebook 04, verdicts, report)
-    POOL_SEP,
-    Comparison,
-    as_comparisons,
-    common_scale,
-    comparison_values,
-    find_comparisons,
-    minmax_score_parts,
-    pair_unit,
-    paired_long,
-    paired_tests,
-    paired_values,
-    paired_violin_inputs,
-)
 from ..errors import PeprError
-from .tables import (  # noqa: F401
-    available_resources,
-    best_per_experiment,
-    default_reference,
-    model_table,
-    parse_budget,
-    parse_reference,
-    per_seed_scores,
-    score_table,
-    top_k,
-    top_rank_stability,
-)
-from .stats import epoch_swing, paired_test, pareto_front, rank_agreement, seed_summary  # noqa: F401
-from .columns import (  # noqa: F401
-    _NUMERIC,
-    EXPERIMENT_FIELDS,
-    FIRST_FIELDS,
-    FLOOR_ALPHA,
-    HYPER_FIELDS,
-    MEAN_FIELDS,
-    RESOURCE_NAMES,
-    RESOURCES,
-    SCORE_PERFS,
-    UNITS,
-    _fraction_label,
-    _missing,
-    _truthy,
-    experiment_label,
-    label,
-    regime_of,
-)
+from ..meter.meter import estimated_method
+from ..params import experiment_name, is_missing, regime
+from .columns import _NUMERIC, FLOOR_ALPHA, HYPER_FIELDS, RESOURCE_COLUMNS, label
+from .comparisons import pair_unit
+from .stats import pareto_front
 
 _REQUIRED = ("model", "dataset", "status")
 
@@ -110,7 +70,7 @@ def _load_one(path: Path) -> pd.DataFrame:
         recorded = table["record_dir"] if "record_dir" in table.columns else pd.Series(None, index=table.index)
         if "run_id" in table.columns and "run_dir" not in table.columns:
             table["run_dir"] = [
-                str(rec) if not _missing(rec) and (Path(str(rec)) / "result.json").is_file()
+                str(rec) if not is_missing(rec) and (Path(str(rec)) / "result.json").is_file()
                 else str(runs_dir / str(r)) if (runs_dir / str(r) / "result.json").is_file() else None
                 for r, rec in zip(table["run_id"], recorded, strict=True)]
         return table
@@ -144,16 +104,13 @@ def prepare_runs(runs: pd.DataFrame) -> pd.DataFrame:
             runs[col] = np.nan
     if "seed" in runs.columns and runs["seed"].isna().all():
         runs["seed"] = 0
-    runs["regime"] = [regime_of(p, w, m) for p, w, m in zip(runs["pretrained"], runs["weights"], runs["mode"], strict=True)]
-    base = [experiment_label(d, s, f, r)
-            for d, s, f, r in zip(runs["dataset"], runs["size"], runs["fraction"], runs["regime"], strict=True)]
-    runs["experiment"] = base
+    runs["regime"] = [regime(row) for row in runs.to_dict("records")]
+    rows = runs.to_dict("records")
+    runs["experiment"] = [experiment_name(row) for row in rows]
     varying = [h for h in HYPER_FIELDS if h in runs.columns
                and (runs.groupby("experiment")[h].nunique(dropna=True) > 1).any()]
     if varying:
-        short = {"epochs": "e", "batch_size": "bs", "lr": "lr"}
-        runs["experiment"] = runs["experiment"] + runs[varying].apply(
-            lambda row: "".join(f"-{short[h]}{row[h]:g}" for h in varying), axis=1)
+        runs["experiment"] = [experiment_name(row, vary=varying) for row in rows]
     runs = add_floor(runs)
     if "finished_at" in runs.columns and runs["run_id"].notna().any():
         runs = runs.sort_values("finished_at", kind="stable", na_position="first")
@@ -188,7 +145,7 @@ def split_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for _, row in bad.iterrows():
         if row["status"] == "ok":
             reasons.append("status ok but no test accuracy recorded")
-        elif _missing(row.get("error")):
+        elif is_missing(row.get("error")):
             reasons.append(f"status {row['status']}")
         else:
             reasons.append(str(row["error"]).strip().splitlines()[-1][:200])
@@ -206,7 +163,7 @@ def require_scorable(runs: pd.DataFrame, ok: pd.DataFrame, resources: Mapping[st
         reason = bad["reason"].value_counts().index[0] if len(bad) else "none"
         raise PeprError(f"no run finished with status ok and a test accuracy: nothing to score "
                         f"({len(runs)} records; commonest reason: {reason})")
-    raise PeprError(f"no resource recorded in the ok runs; expected at least one of {', '.join(RESOURCES.values())}")
+    raise PeprError(f"no resource recorded in the ok runs; expected at least one of {', '.join(RESOURCE_COLUMNS.values())}")
 
 
 # ------------------------------------------------------------------------------------------ overview
@@ -259,7 +216,7 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
         "single_seed": bool(len(seeds) == 0 or seeds.max() <= 1),
         "single_model_experiments": sorted(models[models == 1].index) if len(models) else [],
         "energy_methods": methods,
-        "energy_estimated": any("estimate" in m for m in methods),  # e.g. "cpu=estimate:cpu-tdp+ram=..."
+        "energy_estimated": any(estimated_method(m) for m in methods),
         "devices": sorted(str(d) for d in ok.get("device", pd.Series(dtype=str)).dropna().unique()),
         "co2_per_kwh": _single_intensity(ok),
     }
@@ -321,7 +278,7 @@ def load_predictions(runs: pd.DataFrame) -> dict[str, np.ndarray]:
     if "run_dir" not in runs.columns:
         return out
     for run_id, run_dir in zip(runs["run_id"], runs["run_dir"], strict=True):
-        if _missing(run_dir) or _missing(run_id):
+        if is_missing(run_dir) or is_missing(run_id):
             continue
         correct = _read_predictions(Path(str(run_dir)))
         if correct is not None:
@@ -359,7 +316,7 @@ def load_histories(runs: pd.DataFrame) -> pd.DataFrame:
     if "run_dir" not in runs.columns:
         return pd.DataFrame()
     for _, row in runs.iterrows():
-        if _missing(row.get("run_dir")):
+        if is_missing(row.get("run_dir")):
             continue
         d = Path(str(row["run_dir"]))
         hist = None
@@ -390,7 +347,7 @@ def recommend(table: pd.DataFrame, budget: Mapping[str, float], perf: str = "tes
     missing = [c for c in cols if c not in table.columns]
     if missing:
         raise PeprError(f"budget column(s) {missing} not in the results; available: "
-                        f"{', '.join(c for c in RESOURCES.values() if c in table.columns)}")
+                        f"{', '.join(c for c in RESOURCE_COLUMNS.values() if c in table.columns)}")
     label = ", ".join(f"{c} <= {v:g}" for c, v in budget.items())
     rows = []
     if "above_floor" in table.columns:  # a model that does not beat its majority-class floor is never recommended

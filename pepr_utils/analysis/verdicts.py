@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .results import HYPER_FIELDS, RESOURCE_COLUMNS, label, per_seed_scores
+from .columns import HYPER_FIELDS, RESOURCE_COLUMNS, label
 from .stats import (
     cluster_sign_flip_p,
     equivalence_p,
@@ -62,6 +62,7 @@ from .stats import (
     signed_rank_p,
     unit_bootstrap,
 )
+from .tables import per_seed_scores
 
 #: The smallest effect of interest of each kind of measure: the equivalence (TOST) margin below which a
 #: claim is "contradicted", and the non-inferiority margin of "pretraining cuts the data needed".

@@ -63,7 +63,7 @@ def _print_plan(grid, states, retry_failed: bool) -> None:
 
     rows = []
     for s in states:
-        p = s.run.params
+        p = s.run.params.as_dict()
         action = _action(s, retry_failed)
         rows.append([s.run.run_id, s.run.label or "", s.run.notebook, p["model"], p["dataset"], p["size"],
                      p["fraction"], p["weights"] or "scratch", p["mode"], p["epochs"], p["seed"], p["device"],

@@ -8,7 +8,7 @@ grid's timings.
 from ..face import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "runner": ("grid_dir", "grid_states", "grid_status", "collect_grid", "run_grid",),
-    "spec": ("Run", "Grid", "shipped_grids", "load_grid", "expand_grid", "missing_checkpoints",),
+    "runner": ("grid_dir", "grid_states", "grid_status", "collect_grid", "run_grid"),
+    "spec": ("Run", "Grid", "shipped_grids", "load_grid", "expand_grid", "missing_checkpoints"),
     "timing": ("grid_timing",),
 })

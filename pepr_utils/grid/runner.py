@@ -119,7 +119,7 @@ class GridStatus:
         out = [f"grid {self.grid} ({self.directory}): {sum(c.values())} runs: "
                + ", ".join(f"{c.get(k, 0)} {k}" for k in ("ok", "incompatible", "failed", "pending"))]
         for s in self.failed:
-            p = s.run.params
+            p = s.run.params.as_dict()
             reason = (s.error or "no reason recorded").strip().splitlines()[0][:200]
             out.append(f"  failed {s.run.run_id} {p['model']} {p['dataset']} {p['size']}px "
                        f"fraction={p['fraction']} weights={p['weights'] or 'scratch'}: {reason}")
@@ -238,7 +238,7 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
             for i, run in enumerate(ordered):
                 task = _task(run, notebooks[run.notebook], timeout_s, threads_per_run,
                              runner_pid=os.getpid() if scheduler is None else None)
-                resources = {"GPU": 1} if gpu and run.params["device"].startswith("cuda") else None
+                resources = {"GPU": 1} if gpu and run.params.device.startswith("cuda") else None
                 fut = client.submit(execute_run, task, key=f"pepr-{grid.name}-{run.run_id}-{time.time_ns()}",
                                     pure=False, resources=resources, priority=len(ordered) - i)
                 futures[fut] = run
@@ -255,7 +255,7 @@ def schedule_order(runs: list[Run], workers: int) -> list[Run]:
     by_cost = sorted(runs, key=lambda r: -r.cost)
     first, seen = [], set()
     for run in by_cost:
-        key = (run.params["dataset"], run.params["size"])
+        key = (run.params.dataset, run.params.size)
         if len(first) < workers and key not in seen:
             first.append(run)
             seen.add(key)
@@ -321,10 +321,10 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
             (tmp / f"{Path(run.notebook).stem}.ipynb").write_bytes(result["notebook"])
         if status == "failed" and (not result.get("ok") or record is None):
             now = _now()
-            write_record(tmp, make_record(params=run.params, status="failed", error=error,
+            write_record(tmp, make_record(params=run.params.as_dict(), status="failed", error=error,
                                           started_at=result.get("started_at") or now, finished_at=now))
-        info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params,
-                "extras": run.extras, "reason": result.get("reason"), "wall_s": result.get("wall_s"),
+        info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params.as_dict(),
+                "extras": run.settings.as_dict(), "reason": result.get("reason"), "wall_s": result.get("wall_s"),
                 "cpu_s": result.get("cpu_s"),
                 "worker": result.get("worker"), "left_out": result.get("left_out", []),
                 "dropped_as_failed": dropped}

@@ -33,16 +33,13 @@ from typing import Any
 from .. import params as params_module
 from .. import settings
 from ..errors import PeprError
-from ..params import DEFAULT_NAMES, EXTRA_NAMES, NAMES, RunParams, no_weights
+from ..params import DEFAULT_NAMES, NAMES, SETTING_NAMES, RunParams, RunSettings, no_weights
 
-#: Parameters that decide a run's result (hashed into ``run_id``, the record's ``params``): pepr_utils.params.
-RECORD_PARAMS = NAMES
-#: Parameters passed to the notebook that do not change the result (where files are, how CO2 is counted).
-EXTRA_PARAMS = EXTRA_NAMES
 #: What a grid gets for anything it leaves out: the paper's recipe, as data (parameters/defaults.yaml).
 DEFAULTS_FILE = params_module.DEFAULTS_FILE
-DEFAULT_KEYS = DEFAULT_NAMES
-SETTABLE = DEFAULT_KEYS + ("model", "dataset", "pretrained")
+#: What a grid may set: the run parameters (pepr_utils.params.NAMES, hashed into ``run_id``) and the run
+#: settings (SETTING_NAMES: where files are, how CO2 is counted; not hashed).
+SETTABLE = DEFAULT_NAMES + ("model", "dataset", "pretrained")
 ALIASES = {"models": "model", "datasets": "dataset", "sizes": "size", "fractions": "fraction",
            "seeds": "seed", "modes": "mode", "devices": "device"}
 TOP_KEYS = ("name", "description", "defaults", "axes", "experiments", "include", "exclude", "notebook")
@@ -56,26 +53,25 @@ class Run:
 
     run_id: str
     notebook: str  # "02_train", "03_finetune", or the path of a grid's own notebook
-    params: dict[str, Any]  # RECORD_PARAMS, the run's identity
-    extras: dict[str, Any] = field(default_factory=dict)  # EXTRA_PARAMS
+    params: RunParams  # the run's identity (its record's ``params``: ``params.as_dict()``)
+    settings: RunSettings = field(default_factory=RunSettings)  # what the notebook gets besides, not hashed
     label: str | None = None  # the experiment's name in the grid file, if any
 
     def notebook_parameters(self, out_dir: str) -> dict[str, Any]:
         """The papermill parameters, as DESIGN.md lists them for 02_train / 03_finetune."""
-        p = self.params
-        out = {k: p[k] for k in RECORD_PARAMS if k not in ("pretrained", "weights", "mode")}
-        out.update(data_dir=self.extras.get("data_dir"), out_dir=out_dir,
-                   country_iso_code=self.extras.get("country_iso_code", "DNK"),
-                   eval_every_epoch=bool(self.extras.get("eval_every_epoch", True)))
+        p, s = self.params, self.settings
+        out = {k: getattr(p, k) for k in NAMES if k not in ("pretrained", "weights", "mode")}
+        out.update(data_dir=s.data_dir, out_dir=out_dir, country_iso_code=s.country_iso_code,
+                   eval_every_epoch=bool(s.eval_every_epoch))
         if self.notebook != NOTEBOOK_SCRATCH:
-            out.update(weights=p["weights"], mode=p["mode"], weights_dir=self.extras.get("weights_dir"))
+            out.update(weights=p.weights, mode=p.mode, weights_dir=s.weights_dir)
         return out
 
     @property
     def cost(self) -> float:
         """A rough relative cost (images x pixels x epochs), to start the longest runs first."""
         p = self.params
-        return _train_count(p["dataset"]) * p["fraction"] * p["epochs"] * (p["size"] / 28) ** 2
+        return _train_count(p.dataset) * p.fraction * p.epochs * (p.size / 28) ** 2
 
 
 @dataclass
@@ -204,7 +200,7 @@ def missing_checkpoints(runs: list[Run]) -> list[str]:
     before anything runs (dry run included): a run starts in its own folder, so the path must be absolute."""
     out = []
     for run in runs:
-        weights = run.params.get("weights")
+        weights = run.params.weights
         if weights in (None, "imagenet"):
             continue
         path = Path(str(weights)).expanduser()
@@ -335,7 +331,7 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
         problems.append(f"{o % 'weights'}: weights {weights!r} must be scratch, imagenet or a checkpoint path")
         return None
     pretrained = weights != "scratch"
-    values = {k: p[k] for k in RECORD_PARAMS if k in p and k not in ("pretrained", "weights", "mode")}
+    values = {k: p[k] for k in NAMES if k in p and k not in ("pretrained", "weights", "mode")}
     run = RunParams.of(**values, weights=weights if pretrained else None,
                        mode=p["mode"] if pretrained else "full")  # a model from scratch trains all its layers
     problems.extend(f"{o % key}: {message}" for key, message in run.problems())
@@ -343,27 +339,19 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
         names.model(run.model)
     if isinstance(run.dataset, str) and run.dataset:
         names.dataset(run.dataset)
-    country = p.get("country_iso_code")
-    if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{3}", country):
-        problems.append(f"{o % 'country_iso_code'}: country_iso_code {country!r} must be a 3-letter ISO code such as DNK")
-    for key in ("data_dir", "weights_dir"):
-        if p.get(key) is not None and not isinstance(p[key], str):
-            problems.append(f"{o % key}: {key} {p[key]!r} must be a path")
-    if p.get("eval_every_epoch", True) not in (True, False):
-        problems.append(f"{o % 'eval_every_epoch'}: eval_every_epoch {p['eval_every_epoch']!r} must be true or false")
+    settings = RunSettings.of(**{k: p[k] for k in SETTING_NAMES if k in p})
+    problems.extend(f"{o % key}: {message}" for key, message in settings.problems())
     if len(problems) > before:
         return None
-    params = run.as_dict()
-    extras = {k: p.get(k) for k in EXTRA_PARAMS}
     notebook = str(notebook_path) if notebook_path else (NOTEBOOK_PRETRAINED if pretrained else NOTEBOOK_SCRATCH)
-    return Run(run_id=make_run_id(params), notebook=notebook, params=params, extras=extras, label=label)
+    return Run(run_id=make_run_id(run), notebook=notebook, params=run, settings=settings, label=label)
 
 
-def make_run_id(params: dict[str, Any]) -> str:
+def make_run_id(params: RunParams) -> str:
     """The records module's hash of the resolved parameters (one definition of a run's identity)."""
     from ..records import run_id
 
-    return run_id(params)
+    return run_id(params.as_dict())
 
 
 class _Names:

@@ -7,6 +7,6 @@ it reads (RAPL, NVML, CPU time), ``carbon`` the offline carbon-intensity table.
 from ..face import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "carbon": ("country_codes", "carbon_intensity",),
-    "meter": ("Energy", "Measurement", "Meter",),
+    "carbon": ("country_codes", "carbon_intensity"),
+    "meter": ("Energy", "Measurement", "Meter"),
 })

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import settings
 from ..errors import PeprError
@@ -19,14 +20,34 @@ from ..errors import PeprError
 if TYPE_CHECKING:  # torch and timm are imported where they are used, so `pepr --help` stays fast
     import torch
 
-from .input_plan import _check_size, _error_line
 from .catalogue import ModelRef, _pretrained_cfg, close_model_names, resolve_model
+from .input_plan import _check_size, _error_line
 
 #: How a run from weights trains: every layer, or the head on a frozen backbone.
 TRAINABLE_MODES = ("full", "linear")
 #: The checkpoint files a run may start from (an earlier run's ``model.safetensors``, or a torch state dict).
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 NO_WEIGHTS = ("", "none", "scratch")
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What :func:`create_model` loaded: ``weights`` as asked (None, ``"imagenet"`` or the checkpoint path), the
+    ``source`` it came from (a file, or ``hf-hub:<id>``; the record's ``model_info.weights_source``), and the
+    checkpoint keys whose classifier was skipped (another class count) or whose stem was adapted (another
+    channel count)."""
+
+    weights: str | None = None
+    source: str | None = None
+    skipped_keys: tuple[str, ...] = ()
+    adapted_keys: tuple[str, ...] = ()
+
+
+class BuiltModel(NamedTuple):
+    """What :func:`create_model` returns: the network and what it was loaded from (``net, weights_info = ...``)."""
+
+    net: torch.nn.Module
+    weights_info: WeightsInfo
 
 
 def no_weights(weights: Any) -> bool:
@@ -63,7 +84,8 @@ def _hf_cached_file(hub_id: str | None) -> str | None:
     return None
 
 
-def _create_imagenet(ref: ModelRef, num_classes: int, in_chans: int, weights_dir: Any, offline: bool | None) -> Any:
+def _create_imagenet(ref: ModelRef, num_classes: int, in_chans: int, weights_dir: Any,
+                     offline: bool | None) -> BuiltModel:
     """timm's default ImageNet weights: from the weights dir, else the HF cache, else (online) the hub.
 
     timm itself adapts the stem to ``in_chans`` (summing the RGB filters for one channel) and drops the
@@ -98,9 +120,7 @@ def _create_imagenet(ref: ModelRef, num_classes: int, in_chans: int, weights_dir
     except Exception as exc:  # noqa: BLE001 - a bad file or a failed download is the user's to fix
         raise PeprError(f"cannot load ImageNet weights for {ref.name!r} from {source or hub_id}: "
                         f"{_error_line(exc)}") from exc
-    model.pepr_weights_info = {"weights": "imagenet", "source": source or f"hf-hub:{hub_id}",
-                               "skipped_keys": [], "adapted_keys": []}
-    return model
+    return BuiltModel(model, WeightsInfo(weights="imagenet", source=source or f"hf-hub:{hub_id}"))
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -161,7 +181,7 @@ def _is_under(key: str, prefixes: Iterable[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
-def _load_checkpoint_into(model: Any, sd: dict, path: Path, name: str) -> dict:
+def _load_checkpoint_into(model: Any, sd: dict, path: Path, name: str) -> tuple[list[str], list[str]]:
     """Load ``sd`` strictly, except: a head of another class count is skipped (kept random), and a stem of
     another channel count is adapted as timm does (summed to 1 channel, or repeated and rescaled)."""
     from timm.models import adapt_input_conv
@@ -194,17 +214,18 @@ def _load_checkpoint_into(model: Any, sd: dict, path: Path, name: str) -> dict:
     if skipped:
         warnings.warn(f"{path.name}: skipped the classifier ({', '.join(skipped)}) whose class count differs from "
                       f"this model's; the new head starts from random weights", UserWarning, stacklevel=3)
-    return {"skipped_keys": skipped, "adapted_keys": adapted}
+    return skipped, adapted
 
 
 def create_model(name: str, num_classes: int, in_chans: int, *, weights: str | os.PathLike | None = None,
-                 weights_dir: str | os.PathLike | None = None, offline: bool | None = None) -> torch.nn.Module:
+                 weights_dir: str | os.PathLike | None = None, offline: bool | None = None) -> BuiltModel:
     """Build a timm model for a dataset (``num_classes``, ``in_chans``) from scratch or from weights.
 
     ``weights``: None (random init), ``"imagenet"`` (timm's default weights: ``<weights_dir>/<model>.safetensors``
     when present, else the Hugging Face cache or hub; offline and missing is a PeprError naming the file
     looked for), or a checkpoint file (.safetensors, or .pt/.pth read with ``weights_only=True``: a state dict
-    or a pepr checkpoint with ``state_dict``). The model gets a ``pepr_weights_info`` dict saying what was loaded.
+    or a pepr checkpoint with ``state_dict``). Returns ``(net, weights_info)``: the network and a
+    :class:`WeightsInfo` saying what was loaded (:func:`pepr_utils.train.experiment.model_summary` records it).
     """
     import timm
 
@@ -219,8 +240,7 @@ def create_model(name: str, num_classes: int, in_chans: int, *, weights: str | o
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*deprecated.*")
             model = timm.create_model(ref.timm_name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
-        model.pepr_weights_info = {"weights": None, "source": None, "skipped_keys": [], "adapted_keys": []}
-        return model
+        return BuiltModel(model, WeightsInfo())
     if isinstance(weights, str) and weights.lower() == "imagenet":
         return _create_imagenet(ref, num_classes, in_chans, weights_dir, offline)
     path = Path(weights).expanduser()
@@ -231,9 +251,9 @@ def create_model(name: str, num_classes: int, in_chans: int, *, weights: str | o
         raise PeprError(f"checkpoint file {str(path)!r} not found")
     sd = _read_checkpoint(path)
     model = timm.create_model(ref.timm_name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
-    report = _load_checkpoint_into(model, sd, path, name)
-    model.pepr_weights_info = {"weights": str(path), "source": str(path), **report}
-    return model
+    skipped, adapted = _load_checkpoint_into(model, sd, path, name)
+    return BuiltModel(model, WeightsInfo(weights=str(path), source=str(path), skipped_keys=tuple(skipped),
+                                         adapted_keys=tuple(adapted)))
 
 
 # =========================================================================== training helpers
@@ -242,21 +262,20 @@ def _classifier_modules(model: Any) -> list:
     return list(head) if isinstance(head, (tuple, list)) else [head]
 
 
-def set_trainable(model: torch.nn.Module, mode: str) -> None:
+def set_trainable(model: torch.nn.Module, mode: str) -> tuple[str, ...]:
     """``full``: every parameter trains; ``linear``: only the classifier (timm's ``get_classifier()``) trains.
 
-    Freezing parameters does not stop batch norm from updating its running statistics in train mode, so
-    linear mode also records the frozen normalisation layers in ``model.pepr_frozen_norms``: put the
-    model in training mode, then :func:`pepr_utils.train.loop.freeze_frozen_norms` keeps those layers in eval mode and the
-    backbone exactly as loaded.
+    Returns the names of the frozen normalisation layers (none in full mode). Freezing parameters does not
+    stop batch norm from updating its running statistics in train mode, so pass these names to
+    :func:`pepr_utils.train.loop.train_one_epoch` (``frozen_norms=``), which keeps those layers in eval mode
+    (:func:`pepr_utils.train.loop.freeze_frozen_norms`) and the backbone exactly as loaded.
     """
     if mode not in TRAINABLE_MODES:
         raise PeprError(f"mode {mode!r} is not valid; expected one of: {', '.join(TRAINABLE_MODES)}")
     if mode == "full":
         for p in model.parameters():
             p.requires_grad_(True)
-        model.pepr_frozen_norms = ()
-        return
+        return ()
     heads = _classifier_modules(model)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -268,7 +287,7 @@ def set_trainable(model: torch.nn.Module, mode: str) -> None:
     if n_head == 0:
         raise PeprError(f"{type(model).__name__} has no classifier parameters to train in linear mode")
     head_ids = {id(m) for h in heads for m in h.modules()}
-    model.pepr_frozen_norms = tuple(
+    return tuple(
         n for n, m in model.named_modules()
         if id(m) not in head_ids and any(b in dict(m.named_buffers(recurse=False)) for b in ("running_mean", "running_var"))
     )

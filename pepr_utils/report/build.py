@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import PeprError
 from ..fileio import atomic_dir, atomic_write_text, clean_stale
 from ..grid import kernel
-from ..params import _is_int
+from ..params import is_whole
 
 NOTEBOOK_NAME = "04_analysis.ipynb"
 HTML_NAME = "report.html"
@@ -110,13 +110,13 @@ def check_options(*, top_k: object, n_boot: object, seed: object, budget: Mappin
     papermill run with ``n_boot = -1`` fails there with the same one-line message as the CLI, not deep
     in numpy after half the report's tables are written.
     """
-    from ..analysis.results import parse_budget, parse_reference
+    from ..analysis.tables import parse_budget, parse_reference
 
     problems = [f"{name} {value!r} must be an integer >= {minimum}{hint}"
                 for name, value, minimum, hint in (("top_k", top_k, 1, " (models per experiment in the top-k tables)"),
                                                    ("n_boot", n_boot, 1, " (bootstrap replicates, e.g. 1000)"),
                                                    ("seed", seed, 0, ""))
-                if not _is_int(value, minimum)]
+                if not is_whole(value, minimum)]
     if problems:
         raise PeprError("; ".join(problems))
     for name, value in (("budget", budget), ("reference", reference)):
@@ -146,7 +146,8 @@ def build_report(
     """
     import papermill as pm
 
-    from ..analysis.results import available_resources, load_results, require_scorable, split_runs
+    from ..analysis.results import load_results, require_scorable, split_runs
+    from ..analysis.tables import available_resources
 
     items = [results] if isinstance(results, (str, os.PathLike)) else list(results)
     paths = [str(Path(p).expanduser().resolve()) for p in items]
@@ -155,7 +156,7 @@ def build_report(
     ok, _ = split_runs(runs)
     require_scorable(runs, ok, available_resources(ok))
     check_options(top_k=top_k, n_boot=n_boot, seed=seed, budget=budget, reference=reference)
-    if not _is_int(timeout_s, 1):
+    if not is_whole(timeout_s, 1):
         raise PeprError(f"--timeout {timeout_s!r} must be a whole number of seconds >= 1 per notebook cell")
     source = notebook_path()
     params = {"results": paths if len(paths) > 1 else paths[0], "out_dir": ".", "budget": dict(budget or {}),

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.columns import label
+from ..analysis.comparisons import pair_unit
 from ..analysis.formatting import fmt, fmt_p, fmt_params, plural  # noqa: F401 - the report's wording
-from ..analysis.results import label, pair_unit
 from ..errors import PeprError
 from ..fileio import atomic_write_text
 from ..resources import RESOURCES as RESOURCE_TABLE
@@ -422,7 +423,7 @@ def say_agreement(agree: pd.DataFrame, intro: str) -> str:
 
 
 def say_reference(reference: Mapping[str, float], given: bool, resources: Mapping[str, str]) -> str:
-    from ..analysis.results import UNITS
+    from ..analysis.columns import UNITS
 
     refs = ", ".join(f"{resources[k]} = {fmt(v)} {UNITS.get(resources[k], '')}" for k, v in reference.items())
     source = "as given" if given else "the study-wide medians, since no reference was given"
@@ -483,7 +484,7 @@ def say_auc(agree: pd.DataFrame, swing: pd.DataFrame, histories: pd.DataFrame | 
 def say_recommend(rec: pd.DataFrame, budget: Mapping[str, float], derived: bool) -> str:
     if not len(rec):
         return "No model-level results to recommend from."
-    from ..analysis.results import UNITS
+    from ..analysis.columns import UNITS
 
     label = ", ".join(f"{c} ≤ {fmt(v)} {UNITS.get(c, '')}".strip() for c, v in budget.items())
     head = (f"Budget: {label}" + (" (the study's median; set `budget` to state your own)" if derived else "")

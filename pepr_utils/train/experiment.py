@@ -17,21 +17,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PeprError
-from ..params import NAMES, RunParams
-from .loop import (  # noqa: F401 - the notebooks' steps
-    EVAL_BATCH_SIZE,
-    Evaluation,
-    classification_loss,
-    evaluate,
-    speed_options,
-    train_one_epoch,
-)
-from .loop import trainable_parameters as trainable  # noqa: F401
+from ..params import RunParams, RunSettings
+from .loop import Evaluation
 
-PARAM_NAMES = NAMES  # the run parameters, in the record's order (pepr_utils.params)
+if TYPE_CHECKING:
+    from ..models.build import WeightsInfo
+
 CHECKPOINT_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
 
@@ -64,13 +58,14 @@ def input_normalisation(model: Any, weights: str | None, in_chans: int) -> tuple
     return [float(m) for m in mean], [float(s) for s in std]
 
 
-def model_summary(plan: Any, model: Any, data: Any) -> dict[str, Any]:
-    """The record's ``model_info``: size, MACs per image at the size it runs at, the input plan, the weights."""
+def model_summary(plan: Any, model: Any, data: Any, weights_info: WeightsInfo | None = None) -> dict[str, Any]:
+    """The record's ``model_info``: size, MACs per image at the size it runs at, the input plan, and where
+    the weights came from (``weights_info``, what :func:`~pepr_utils.models.build.create_model` returned)."""
     from ..models.build import model_info
 
     info = model_info(model, plan.run_size, data.n_channels) if model is not None else {}
     info.update(data_size=plan.data_size, input_plan=plan.status, input_plan_reason=plan.reason or None,
-                weights_source=(getattr(model, "pepr_weights_info", None) or {}).get("source"))
+                weights_source=weights_info.source if weights_info is not None else None)
     return info
 
 
@@ -79,8 +74,8 @@ def place(model: Any, device: str) -> Any:
     CUDA; on CPU freed memory is kept for reuse (:mod:`pepr_utils.train.allocator`)."""
     import torch
 
-    from .allocator import keep_freed_memory
     from ..devices import resolve_device
+    from .allocator import keep_freed_memory
 
     dev = resolve_device(device)
     if dev.type == "cpu":
@@ -280,23 +275,25 @@ def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = N
     """Execute the notebook's own code (``02_train``, or ``03_finetune`` for pretrained weights) in this
     process, without a kernel; return the record it wrote to ``out_dir`` (None: a temporary folder).
 
-    ``params`` are the run parameters (``PARAM_NAMES``; missing ones take the defaults). Used by the
+    ``params`` are the run parameters (:data:`pepr_utils.params.NAMES`; missing ones take the defaults), the
+    keywords the run settings (:class:`~pepr_utils.params.RunSettings`). Used by the
     benchmarks (the grid's fixed cost is papermill and the kernel, measured against this) and the tests.
     """
     import tempfile
 
-    from .notebook_code import run_notebook_code
     from ..records import read_record
+    from .notebook_code import run_notebook_code
 
     if not isinstance(params, dict):
         raise PeprError(f"params must be a dict of run parameters, got {type(params).__name__}")
     run = RunParams.of(**params)  # unknown names -> PeprError
     given = {k: v for k, v in params.items() if k not in ("pretrained", "weights", "mode")}
-    settings: dict[str, Any] = {"data_dir": data_dir, "country_iso_code": country_iso_code,
-                                "eval_every_epoch": eval_every_epoch}
+    settings = RunSettings.of(data_dir=data_dir, weights_dir=weights_dir, country_iso_code=country_iso_code,
+                              eval_every_epoch=eval_every_epoch).valid().as_dict()
     if run.weights is not None:
         given.update(weights=run.weights, mode=run.mode)
-        settings.update(weights_dir=weights_dir)
+    else:
+        del settings["weights_dir"]  # 02_train has no weights_dir parameter
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir not in (None, "") else Path(tmp) / "run"
         run_notebook_code("03_finetune" if run.weights is not None else "02_train",

@@ -14,91 +14,24 @@ On CPU a seeded run is bit-reproducible; on CUDA it uses mixed precision
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..devices import check_device, resolve_device
+from ..devices import resolve_device
 from ..errors import PeprError
+from ..params import RunParams, RunSettings
 
 EVAL_BATCH_SIZE = 256  # evaluation batches: no gradients, so larger than training ones
 MULTI_LABEL = "multi-label, binary-class"
 BINARY = "binary-class"
 
-
-
-# --------------------------------------------------------------------------- validation
-def _recipe_default(name: str) -> Any:
-    """The paper's recipe as ``parameters/defaults.yaml`` states it (the one place it is written)."""
-    from ..params import defaults
-
-    return defaults()[name]
-
-
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``; a one-line PeprError otherwise (bools and 2.5 are refused)."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise PeprError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or int(value) != value or value < minimum:
-        raise PeprError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_lr(value: Any) -> float:
-    """A learning rate: a finite number > 0 (numeric strings such as YAML's ``5e-4`` are accepted)."""
-    try:
-        lr = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        lr = float("nan")
-    if not math.isfinite(lr) or lr <= 0:
-        raise PeprError(f"lr must be a number > 0 (the paper uses {_recipe_default('lr')}), got {value!r}")
-    return lr
-
-
-@dataclass
-class TrainConfig:
-    """How to train. The defaults are the paper's recipe; ``amp`` and ``channels_last`` act on CUDA only.
-
-    ``deterministic=None`` means seeded and fast: bit-reproducible on CPU (its kernels are
-    deterministic for a fixed thread count), cuDNN autotuning on CUDA; ``True`` forces PyTorch's
-    deterministic algorithms everywhere (about 10x slower on CPU). ``eval_every_epoch`` evaluates
-    val and test after each epoch, as the paper records test accuracy per epoch; evaluation time is
-    kept out of ``epoch_time_s``.
-    """
-
-    epochs: int = field(default_factory=lambda: _recipe_default("epochs"))
-    batch_size: int = field(default_factory=lambda: _recipe_default("batch_size"))
-    lr: float = field(default_factory=lambda: _recipe_default("lr"))
-    seed: int = field(default_factory=lambda: _recipe_default("seed"))
-    device: str = field(default_factory=lambda: _recipe_default("device"))
-    amp: bool = True
-    channels_last: bool = True
-    eval_batch_size: int = EVAL_BATCH_SIZE
-    eval_every_epoch: bool = field(default_factory=lambda: _recipe_default("eval_every_epoch"))
-    deterministic: bool | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.epochs = check_int("epochs", self.epochs, 1)
-        self.batch_size = check_int("batch_size", self.batch_size, 1)
-        self.eval_batch_size = check_int("eval_batch_size", self.eval_batch_size, 1)
-        self.seed = check_int("seed", self.seed, 0)
-        self.lr = check_lr(self.lr)
-        self.device = check_device(self.device)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -196,15 +129,15 @@ def _reproducibility(device: torch.device, deterministic: bool | None) -> Iterat
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev[2], prev[3]
 
 
-def freeze_frozen_norms(model: nn.Module) -> int:
+def freeze_frozen_norms(model: nn.Module, frozen_norms: Iterable[str] = ()) -> int:
     """Put frozen normalisation layers into eval mode (call after ``model.train()``); return how many.
 
     In a linear probe the backbone must not change at all, but BatchNorm updates its running
     statistics in train mode even when no gradient reaches its weights. Frozen layers are those
-    named in ``model.pepr_frozen_norms`` (set by :func:`pepr_utils.models.build.set_trainable`) and any
+    named in ``frozen_norms`` (what :func:`pepr_utils.models.build.set_trainable` returns) and any
     normalisation layer whose affine parameters all have ``requires_grad=False``.
     """
-    frozen = {id(model.get_submodule(name)) for name in getattr(model, "pepr_frozen_norms", ()) or ()}
+    frozen = {id(model.get_submodule(name)) for name in frozen_norms}
     count = 0
     for module in model.modules():
         params = list(module.parameters(recurse=False))
@@ -366,12 +299,15 @@ def classification_loss(task: str):
 
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn, *,
                     device: str | torch.device, amp: bool = True, channels_last: bool = True,
+                    scaler: torch.amp.GradScaler | None = None, frozen_norms: Iterable[str] = (),
                     augment=None, progress: bool = True, desc: str = "epoch") -> dict[str, float]:
     """One pass over ``batches``: ``train_loss``, ``train_acc`` (running means), ``images``, ``epoch_time_s``.
 
-    Frozen normalisation layers stay in eval mode (a linear probe leaves the backbone bit-identical); on
-    CUDA the forward pass runs under autocast (bf16, or fp16 with a gradient scaler) on channels-last
-    tensors; nothing synchronises the device per step. A non-finite loss raises (the run diverged).
+    Frozen normalisation layers (``frozen_norms``, as :func:`pepr_utils.models.build.set_trainable` returns
+    them, and any whose parameters are all frozen) stay in eval mode: a linear probe leaves the backbone
+    bit-identical. On CUDA the forward pass runs under autocast on channels-last tensors: bf16, or fp16
+    with ``scaler``, the run's :func:`grad_scaler` (one for all epochs: it carries the loss scale);
+    nothing synchronises the device per step. A non-finite loss raises (the run diverged).
     ``augment`` (a function of a batch of images on the device) is applied to each training batch.
     """
     from tqdm.auto import tqdm
@@ -379,9 +315,12 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
     device = torch.device(device)
     use_cl = channels_last and device.type == "cuda"
     autocast, dtype = autocast_for(device, amp)
-    scaler = _grad_scaler(optimizer, dtype)
+    if dtype == torch.float16 and scaler is None:
+        raise PeprError("fp16 autocast needs a gradient scaler for the whole run: create it once with "
+                        "grad_scaler(device) and pass scaler= to every epoch")
+    scaler = scaler if dtype == torch.float16 else None  # bf16 and float32 need no loss scaling
     model.train()
-    freeze_frozen_norms(model)
+    freeze_frozen_norms(model, frozen_norms)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)  # float32: exact counts to 2**24, and MPS has no float64
     seen = 0
@@ -427,13 +366,11 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
     return out
 
 
-def _grad_scaler(optimizer: torch.optim.Optimizer, dtype: torch.dtype | None):
-    """fp16 autocast needs a gradient scaler that lives as long as the optimiser; bf16 and float32 do not."""
-    if dtype != torch.float16:
-        return None
-    if getattr(optimizer, "pepr_grad_scaler", None) is None:
-        optimizer.pepr_grad_scaler = torch.amp.GradScaler("cuda")
-    return optimizer.pepr_grad_scaler
+def grad_scaler(device: str | torch.device, amp: bool = True) -> torch.amp.GradScaler | None:
+    """A run's gradient scaler, for :func:`train_one_epoch`'s ``scaler``: fp16 autocast (a CUDA GPU without
+    bf16) needs one that lives as long as the optimiser; bf16 and float32 do not (None)."""
+    _, dtype = autocast_for(torch.device(device), amp)
+    return torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
 
 @dataclass(frozen=True)
@@ -459,7 +396,12 @@ def fit(
     val_batches: Iterable | None = None,
     test_batches: Iterable | None = None,
     task: str = "multi-class",
-    config: TrainConfig | None = None,
+    params: RunParams,
+    amp: bool = True,
+    channels_last: bool = True,
+    deterministic: bool | None = None,
+    progress: bool = True,
+    eval_every_epoch: bool | None = None,
 ) -> FitResult:
     """The notebooks' epoch loop in one call (benchmarks, tests): Adam + :func:`classification_loss`,
     :func:`train_one_epoch` and :func:`evaluate` of val/test after each epoch (or the last one only).
@@ -467,35 +409,46 @@ def fit(
     ``train_batches`` is iterated once per epoch (a :class:`~pepr_utils.data.batches.Batches` reshuffles
     itself per epoch). Final ``metrics``: ``test_acc, test_auc, test_bal_acc, test_f1_macro, val_acc,
     val_auc, ...`` from the evaluation after the last epoch (the paper's P is ``test_acc``).
+
+    ``params`` gives the recipe (``epochs``, ``lr``, ``seed``, ``device``; checked by
+    :meth:`RunParams.problems <pepr_utils.params.RunParams.problems>`, ``device="auto"`` resolved). The rest
+    are run settings, not run parameters: ``amp`` and ``channels_last`` act on CUDA only;
+    ``deterministic=None`` means seeded and fast (bit-reproducible on CPU, cuDNN autotuning on CUDA),
+    ``True`` forces PyTorch's deterministic algorithms everywhere (about 10x slower on CPU);
+    ``eval_every_epoch`` (None: :class:`~pepr_utils.params.RunSettings`' default, the paper's protocol)
+    evaluates val and test after each epoch, kept out of ``epoch_time_s``, else after the last one only.
     """
-    config = config or TrainConfig()
-    device = resolve_device(config.device)
-    params = trainable_parameters(model)
-    use_cl = config.channels_last and device.type == "cuda"
-    _, amp_dtype = autocast_for(device, config.amp)
+    params = params.valid()
+    if eval_every_epoch is None:
+        eval_every_epoch = RunSettings().eval_every_epoch
+    device = resolve_device(params.device)
+    trainable = trainable_parameters(model)
+    use_cl = channels_last and device.type == "cuda"
+    _, amp_dtype = autocast_for(device, amp)
     result = FitResult(device=str(device), amp_dtype=str(amp_dtype).replace("torch.", "") if amp_dtype else None)
     result.speed = speed_options(device, getattr(val_batches if val_batches is not None else test_batches,
-                                                 "batch_size", None), amp=config.amp,
-                                 channels_last=config.channels_last)
-    with _reproducibility(device, config.deterministic):
-        torch.manual_seed(config.seed)
+                                                 "batch_size", None), amp=amp,
+                                 channels_last=channels_last)
+    with _reproducibility(device, deterministic):
+        torch.manual_seed(params.seed)
         model.to(device)
         if use_cl:
             model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(params, lr=config.lr)
+        optimizer = torch.optim.Adam(trainable, lr=params.lr)
+        scaler = grad_scaler(device, amp)
         loss_fn = classification_loss(task)
-        for epoch in range(1, config.epochs + 1):
-            trained = train_one_epoch(model, train_batches, optimizer, loss_fn, device=device, amp=config.amp,
-                                      channels_last=config.channels_last, progress=config.progress,
-                                      desc=f"epoch {epoch}/{config.epochs}")
+        for epoch in range(1, params.epochs + 1):
+            trained = train_one_epoch(model, train_batches, optimizer, loss_fn, device=device, amp=amp,
+                                      channels_last=channels_last, scaler=scaler, progress=progress,
+                                      desc=f"epoch {epoch}/{params.epochs}")
             entry = {"epoch": epoch, "train_loss": trained["train_loss"], "train_acc": trained["train_acc"]}
             for split, batches in (("val", val_batches), ("test", test_batches)):
                 entry[f"{split}_acc"] = entry[f"{split}_auc"] = float("nan")
-                if batches is not None and (config.eval_every_epoch or epoch == config.epochs):
-                    ev = evaluate(model, batches, task, device=device, amp=config.amp,
-                                  channels_last=config.channels_last)
+                if batches is not None and (eval_every_epoch or epoch == params.epochs):
+                    ev = evaluate(model, batches, task, device=device, amp=amp,
+                                  channels_last=channels_last)
                     entry[f"{split}_acc"], entry[f"{split}_auc"] = ev.metrics["acc"], ev.metrics["auc"]
-                    if epoch == config.epochs:
+                    if epoch == params.epochs:
                         result.metrics.update({f"{split}_{k}": v for k, v in ev.metrics.items()})
                         if split == "test":
                             result.test_predictions = (ev.y_true, ev.y_score)
