@@ -47,8 +47,9 @@ def fixed_cost(*, model: str = "mobilenetv2_050", dataset: str = "pneumoniamnist
     import torch
     from common import interleave, median
 
-    from pepr_utils.grid.runner import _notebook_bytes, _task, execute_run
+    from pepr_utils.grid.runner import _notebook_bytes, _task
     from pepr_utils.grid.spec import expand_grid
+    from pepr_utils.grid.worker import execute_run
     from pepr_utils.train.experiment import run_experiment
 
     grid = expand_grid({"name": "bench-fixed", "defaults": {"epochs": 1, "size": 28, "fraction": 0.01},
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from distributed import Client, LocalCluster
 
-    from pepr_utils.grid.runner import _cores, _notebook_bytes, _task, execute_run
+    from pepr_utils.grid.runner import _cores, _notebook_bytes, _task
     from pepr_utils.grid.spec import expand_grid
+    from pepr_utils.grid.worker import execute_run
     from pepr_utils.train.experiment import run_experiment
 
     cores = _cores()

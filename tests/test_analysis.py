@@ -373,7 +373,7 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     results.csv, reported together with a one-model experiment and an incompatible run."""
     from conftest import ROOT
 
-    from pepr_utils.grid.runner import collect_grid, load_grid, run_grid
+    from pepr_utils.grid import collect_grid, load_grid, run_grid
     from pepr_utils.report.build import build_report
 
     if not (ROOT / "notebooks" / "02_train.ipynb").exists():

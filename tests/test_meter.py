@@ -9,7 +9,8 @@ import pytest
 
 from pepr_utils.errors import PeprError
 from pepr_utils.meter import carbon, meter
-from pepr_utils.meter.meter import Meter, NvmlEnergy, NvmlPowerSampling, RaplCounter, nvml_source, rapl_zones
+from pepr_utils.meter.energy import NvmlEnergy, NvmlPowerSampling, RaplCounter, nvml_source, rapl_zones
+from pepr_utils.meter.meter import Meter
 
 
 def busy(seconds: float) -> int:

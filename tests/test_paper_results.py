@@ -15,7 +15,7 @@ from scipy import stats
 from pepr_utils.analysis import plots
 from pepr_utils.errors import PeprError
 from pepr_utils.paper import reference
-from pepr_utils.paper import results as paper
+from pepr_utils.paper import reproduction as paper
 
 # --------------------------------------------------------------------------------------- reference
 

@@ -143,11 +143,11 @@ def per_seed_scores(ok: pd.DataFrame, resources: Mapping[str, str] = RESOURCE_CO
 def top_k(scored: pd.DataFrame, by: str = "pepr_e", k: int = 5) -> pd.DataFrame:
     """The ``k`` best models per experiment by ``by``, with the best-accuracy model beside each row.
 
-    Ranking (ties broken by model name) is :func:`pepr_utils.paper.results.top_k`, the one used for the paper's
+    Ranking (ties broken by model name) is :func:`pepr_utils.paper.reproduction.top_k`, the one used for the paper's
     Table 2; here the best-accuracy model becomes columns beside the top-k rows, and ``acc_given_up`` is
     how much test accuracy each row's model gives up against it.
     """
-    from ..paper.results import top_k as paper_top_k
+    from ..paper.reproduction import top_k as paper_top_k
 
     if by not in scored.columns:
         raise PeprError(f"cannot rank by {by!r}; available scores: "

@@ -34,9 +34,6 @@ from ..errors import PeprError
 from .spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
 from .worker import MAX_FILE_BYTES, TEMP_PREFIX, _failure, _now, execute_run
 
-__all__ = ["load_grid", "run_grid", "grid_states", "grid_status", "collect_grid", "grid_dir", "execute_run",
-           "RunState", "GridReport", "notebooks_dir"]
-
 #: Dask settings for the LocalCluster a grid starts (one run per worker: Dask's own work is overhead)
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "2s"}
 DONE = ("ok", "incompatible")  # statuses never redone (a run is deterministic in its parameters)

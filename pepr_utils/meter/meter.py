@@ -69,15 +69,13 @@ except ImportError:  # pragma: no cover - Windows
 
 from ..errors import PeprError
 from .carbon import carbon_intensity
-from .energy import (  # noqa: F401 - re-exported: the sources are part of the meter's interface
+from .energy import (
     BYTES_PER_GB,
     RAPL_ROOT,
     CpuTimeEstimate,
     NvmlEnergy,
-    NvmlPowerSampling,
     RamRssEstimate,
     RaplCounter,
-    RaplZone,
     _nvml_shutdown,
     _process_cpu_s,
     _Rss,
@@ -85,17 +83,6 @@ from .energy import (  # noqa: F401 - re-exported: the sources are part of the m
     nvml_source,
     rapl_zones,
 )
-
-__all__ = [
-    "Meter",
-    "Measurement",
-    "Energy",
-    "carbon_intensity",
-    "rapl_zones",
-    "RaplZone",
-    "DEFAULT_CPU_WATTS_PER_CORE",
-    "DEFAULT_RAM_WATTS_PER_GB",
-]
 
 DEFAULT_CPU_WATTS_PER_CORE = 10.0
 DEFAULT_RAM_WATTS_PER_GB = 0.375

@@ -8,7 +8,7 @@ from ..face import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "build": ("HTML_NAME", "default_report_dir", "check_report_dir", "check_options", "build_report"),
-    "document": ("Report", "fmt", "fmt_p", "say_study", "say_excluded", "say_best", "say_floor",
+    "document": ("Report", "say_study", "say_excluded", "say_best", "say_floor",
         "say_verdicts", "say_constant_predictors", "say_at_floor", "say_data_efficiency", "say_params_trend",
         "say_paired", "say_pareto", "say_agreement", "say_reference", "say_seeds", "say_auc", "say_recommend",
         "say_questions"),

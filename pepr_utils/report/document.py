@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..analysis.columns import label
 from ..analysis.comparisons import pair_unit
-from ..analysis.formatting import fmt, fmt_p, fmt_params, plural  # noqa: F401 - the report's wording
+from ..analysis.formatting import fmt, fmt_p, fmt_params, plural
 from ..errors import PeprError
 from ..fileio import atomic_write_text
 from ..resources import RESOURCES as RESOURCE_TABLE
