@@ -210,6 +210,8 @@ def check_param(name: str, value: Any) -> Any:
 #: The run parameters, in the record's order: the one list (the record's ``params``, the runs table's columns,
 #: a grid run's identity, the notebooks' parameters).
 NAMES = tuple(f.name for f in dataclasses.fields(RunParams))
+#: The numeric run parameters (a runs table read from CSV holds them as numbers).
+NUMERIC_NAMES = tuple(f.name for f in dataclasses.fields(RunParams) if f.type in ("int", "float"))
 
 
 @dataclass(frozen=True)

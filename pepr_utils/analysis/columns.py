@@ -6,6 +6,7 @@ names and units (a run's regime and experiment name: pepr_utils.params). Shared 
 from __future__ import annotations
 
 from .. import resources as resource_table
+from ..params import HYPER_SHORT, NAMES, NUMERIC_NAMES
 
 #: The paper's four resources (E, C, T, M) and the run-record column each one reads (pepr_utils.resources).
 RESOURCE_COLUMNS: dict[str, str] = resource_table.columns()
@@ -24,7 +25,8 @@ UNITS: dict[str, str] = {
 EXPERIMENT_FIELDS: tuple[str, ...] = ("dataset", "size", "fraction", "regime")
 
 
-HYPER_FIELDS: tuple[str, ...] = ("epochs", "batch_size", "lr")
+#: The training hyper-parameters an experiment's name carries when they vary (params.experiment_name).
+HYPER_FIELDS: tuple[str, ...] = tuple(HYPER_SHORT)
 
 
 #: Columns averaged over seeds in the model table (those present are used).
@@ -36,10 +38,11 @@ MEAN_FIELDS: tuple[str, ...] = (
 )
 
 
-#: Columns constant for a model within an experiment (the first value is kept).
+#: Columns constant for a model within an experiment (the first value is kept): the experiment's keys, the
+#: other run parameters but the seed, and what the model and the meter say of the run.
 FIRST_FIELDS: tuple[str, ...] = (
-    "dataset", "size", "fraction", "regime", "pretrained", "weights", "mode", "epochs", "batch_size", "lr",
-    "device", "num_params", "trainable_params", "macs_per_image", "input_size", "energy_method", "mem_kind",
+    *EXPERIMENT_FIELDS, *(n for n in NAMES if n not in (*EXPERIMENT_FIELDS, "model", "seed")),
+    "num_params", "trainable_params", "macs_per_image", "input_size", "energy_method", "mem_kind",
 )
 
 
@@ -66,5 +69,4 @@ def label(col: str) -> str:
     return col.replace("_", " ")
 
 
-_NUMERIC = set(MEAN_FIELDS) | {"size", "fraction", "epochs", "batch_size", "lr", "seed", "num_params",
-                               "trainable_params", "macs_per_image", "input_size"}
+_NUMERIC = set(MEAN_FIELDS) | set(NUMERIC_NAMES) | {"num_params", "trainable_params", "macs_per_image", "input_size"}
