@@ -32,9 +32,10 @@ import torch.nn.functional as F
 from pepr_utils import settings
 from pepr_utils.data.batches import Batches
 from pepr_utils.data.datasets import load_dataset
+from pepr_utils.devices import resolve_device
 from pepr_utils.models.build import create_model
 from pepr_utils.params import RunParams
-from pepr_utils.train.loop import autocast_for, fit, resolve_device
+from pepr_utils.train.loop import autocast_for, fit
 
 
 def bare_loop(model: torch.nn.Module, batches: Batches, device: torch.device, lr: float) -> int:

@@ -94,6 +94,7 @@ from pepr_utils.data import load_dataset
 from pepr_utils.meter import Meter
 from pepr_utils.models import create_model, plan_input, set_trainable
 from pepr_utils.params import RunParams
+from pepr_utils.records import now
 from pepr_utils.train import inference_time_ms, plot_history
 
 # %% [markdown]
@@ -107,7 +108,7 @@ params = RunParams.of(model=model, dataset=dataset, size=size, fraction=fraction
                       batch_size=batch_size, lr=lr, seed=seed, device=device, weights=weights, mode=mode).check()
 requested_device = device  # as given: with "auto" the record says the device was chosen on this machine
 meter = Meter(params.device, country_iso_code=country_iso_code)
-started_at = ex.now()
+started_at = now()
 display(params.as_dict())
 
 # %% [markdown]

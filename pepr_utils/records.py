@@ -221,7 +221,8 @@ def environment_info(device: str, data_source: Mapping[str, Any] | None = None, 
 # ----------------------------------------------------------------------------------- make / validate
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time as a record writes it (``started_at``, ``finished_at``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
 
 
@@ -263,7 +264,7 @@ def make_record(
         "status": status,
         "error": error,
         "started_at": started_at,
-        "finished_at": finished_at if finished_at is not None else _now(),
+        "finished_at": finished_at if finished_at is not None else now(),
         "params": params,
         "model_info": model_info,
         "metrics": metrics,

@@ -158,7 +158,7 @@ def test_data_prepare_with_an_empty_split_writes_nothing(tmp_path):
 
 def test_data_prepare_is_all_or_nothing(tmp_path, monkeypatch):
     """10. A failure after the first file was written left a half-written folder."""
-    from pepr_utils.data import preparation as data_report
+    from pepr_utils.data import preparation
 
     tiny_npz(tmp_path / "data" / "pneumoniamnist.npz")
     kwargs = dict(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", offline=True, progress=False)
@@ -168,12 +168,12 @@ def test_data_prepare_is_all_or_nothing(tmp_path, monkeypatch):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        monkeypatch.setattr(data_report, "pixel_stats", broken)
+        monkeypatch.setattr(preparation, "pixel_stats", broken)
         with pytest.raises(RuntimeError):
-            data_report.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
+            preparation.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
         assert not (tmp_path / "prep").exists()
         monkeypatch.undo()
-        done = data_report.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
+        done = preparation.prepare("pneumoniamnist", out_dir=tmp_path / "prep", **kwargs)
     names = sorted(p.name for p in done.out_dir.iterdir())
     assert names == ["manifest.json", "pixel_stats.csv", "samples.png", "split_table.csv"]
     assert json.loads((done.out_dir / "manifest.json").read_text())["splits"]["test"]["n"] == 10
@@ -254,7 +254,7 @@ def test_leftover_temporary_folders_of_the_grid_are_removed(tmp_path, monkeypatc
         in_use = leftover(rid, "c3", alive.pid)  # another runner still works in it
         fresh = leftover(rid, "d4", None, age_s=0)  # being set up right now
         just_killed = leftover(rid, "f6", dead.pid, age_s=0)  # 19.13: a rerun within 60 s of the kill
-        (just_killed / "job.json").write_text(json.dumps({"watch_pids": [dead.pid, dead.pid]}))  # grid_worker's job
+        (just_killed / "job.json").write_text(json.dumps({"watch_pids": [dead.pid, dead.pid]}))  # the worker's job.json (read by grid.child)
         other = leftover("0123456789ab", "e5", dead.pid)  # not this grid's run
         # the grid's rerun (nothing left to run) cleans up its own leftovers only
         record = tmp_path / "out" / "g" / "runs" / rid / "result.json"
@@ -352,7 +352,7 @@ def test_os_errors_name_the_users_path_not_a_temporary(tmp_path, capsys):
 def test_fork_server_exits_quietly_when_its_worker_is_gone(tmp_path):
     """19.5 after Ctrl-C of `pepr grid run` a fork server printed a BrokenPipeError traceback answering a worker
     that was gone. Now it reaps its child and exits 0 without a word."""
-    code = "import sys; from pepr_utils import fork_server as f; sys.exit(f._serve(lambda job: 0))"
+    code = "import sys; from pepr_utils.grid import fork_server as f; sys.exit(f._serve(lambda job: 0))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     proc.stdout.close()  # the worker is gone before the answer

@@ -326,7 +326,7 @@ def test_kill_9_of_the_runner_loses_nothing_and_resumes(tmp_path, tiny_notebook)
     try:
         _wait(lambda: len(finished()) >= 1, 150, "a finished run")
         tree = psutil.Process(runner.pid).children(recursive=True)
-        # runs in flight: papermill processes (forked from a worker's fork server, or started as grid_worker)
+        # runs in flight: papermill processes (forked from a worker's fork server, or started as `python -m pepr_utils.grid.child`)
         assert sum(any(m in _cmdline(p) for m in ("pepr_utils.grid.fork_server", "pepr_utils.grid.child")) for p in tree) >= 2
         runner.send_signal(signal.SIGKILL)
         runner.wait()

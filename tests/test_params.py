@@ -8,14 +8,14 @@ import pytest
 
 from pepr_utils import records
 from pepr_utils.errors import PeprError
-from pepr_utils.grid import spec as grid_spec
+from pepr_utils.grid import spec
 from pepr_utils.params import NAMES, SETTING_NAMES, RunParams, RunSettings, defaults, experiment_name, regime
 
 
 def test_fields_are_the_record_params_and_defaults_come_from_the_yaml():
     assert NAMES == tuple(RunParams(model="m", dataset="d").as_dict())  # the one list; no aliases elsewhere
     assert not hasattr(records, "PARAM_FIELDS")
-    assert not hasattr(grid_spec, "RECORD_PARAMS")
+    assert not hasattr(spec, "RECORD_PARAMS")
     p = RunParams(model="resnet18d", dataset="pneumoniamnist")
     d = defaults()
     assert (p.epochs, p.batch_size, p.lr, p.size, p.fraction, p.seed, p.device, p.mode) == \
@@ -48,7 +48,7 @@ def test_one_validator_for_notebooks_and_grids(values, key):
     spec = {"name": "g", "defaults": {"dataset": "pneumoniamnist", **values}, "axes": {"model": ["resnet18d"]}}
     if key not in ("mode", "pretrained"):  # a grid folds its axes: mode "full" and pretrained=False win for scratch
         with pytest.raises(PeprError, match=key):
-            grid_spec.expand_grid(spec, check_names=False)
+            spec.expand_grid(spec, check_names=False)
 
 
 def test_check_resolves_auto_and_refuses_unknown_names():
@@ -71,7 +71,7 @@ def test_run_id_of_fixed_parameters_never_changes():
     assert records.run_id(scratch.as_dict()) == "eff7ad1fa200"
     assert records.run_id(tuned.as_dict()) == "219dbee23f69"
     assert records.run_id(checkpoint.as_dict()) == "61832489c7a8"
-    grid = grid_spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist"},
+    grid = spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist"},
                                   "axes": {"model": ["resnet18d"], "weights": ["scratch", "imagenet"]}},
                                  check_names=False)
     assert [r.run_id for r in grid.runs] == ["eff7ad1fa200", "69055e7bdd54"]
@@ -101,5 +101,5 @@ def test_run_settings_come_from_the_yaml_and_are_checked_once():
     with pytest.raises(PeprError, match="unknown run setting"):
         RunSettings.of(out_dir="/x")
     with pytest.raises(PeprError, match="country_iso_code"):
-        grid_spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist", "country_iso_code": "dk"},
+        spec.expand_grid({"name": "g", "defaults": {"dataset": "pneumoniamnist", "country_iso_code": "dk"},
                                "axes": {"model": ["resnet18d"]}}, check_names=False)

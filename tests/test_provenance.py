@@ -90,8 +90,8 @@ def test_environment_info_keeps_the_requested_device():
 
 @pytest.mark.slow
 def test_a_notebook_run_on_auto_uses_this_machines_device_and_says_so(data_dir, tmp_path):
+    from pepr_utils.devices import resolve_device
     from pepr_utils.train.experiment import run_experiment
-    from pepr_utils.train.loop import resolve_device
 
     record = run_experiment(dict(model="test_resnet", dataset="pneumoniamnist", fraction=0.02, epochs=1,
                                  device="auto", batch_size=64), tmp_path, data_dir=data_dir,

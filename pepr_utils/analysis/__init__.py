@@ -2,7 +2,7 @@
 
 Exports the results table and the study's questions (``results``), the PePR tables (``tables``), paired
 comparisons (``comparisons``), statistics (``stats``), the verdicts (``verdicts``) and the figures (``plots``);
-``columns`` names the study table's columns.
+``columns`` names the study table's columns and ``formatting`` writes numbers in words.
 """
 
 from ..face import lazy_exports

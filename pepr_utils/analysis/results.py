@@ -1,4 +1,4 @@
-"""The numbers behind the analysis report: from run records to PePR tables, tests and recommendations.
+"""Our runs as a table: loading run records, splitting what can be scored, and the study's facts and questions.
 
 Everything here is a pure function of a runs table (one row per run record, the columns of
 :func:`pepr_utils.records.collect`), so the notebook ``04_analysis`` only says *what* is computed and
@@ -6,11 +6,12 @@ the report text can be generated from the results. Conventions:
 
 * An **experiment** is dataset x size x training fraction x regime (scratch, imagenet-full,
   imagenet-linear, checkpoint-...); when a study varies epochs, batch size or learning rate within
-  one experiment, those values are appended to its label so unlike runs are never ranked together.
+  one experiment, those values are appended to its name (:func:`pepr_utils.params.experiment_name`) so
+  unlike runs are never ranked together.
 * Only runs with status ``ok`` and a test accuracy are scored; the rest are listed with the reason.
-* Several seeds of one model are averaged per experiment (the *model table*) before PePR is computed
-  with the paper's per-experiment min-max normalisation; per-seed scores (normalised within experiment
-  and seed) give the intervals and the bootstrap of the top rank.
+* Several seeds of one model are averaged per experiment (the *model table*, :mod:`pepr_utils.analysis.tables`)
+  before PePR is computed with the paper's per-experiment min-max normalisation; per-seed scores
+  (normalised within experiment and seed) give the intervals and the bootstrap of the top rank.
 * Every PePR value comes from :func:`pepr_utils.score.pepr` -- the one implementation.
 """
 

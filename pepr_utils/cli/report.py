@@ -8,7 +8,7 @@ from ..resources import RESOURCES
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ..report.document import HTML_NAME, build_report
+    from ..report.build import HTML_NAME, build_report
     from ..score import parse_pairs
 
     out = build_report(

@@ -36,12 +36,6 @@ from ..settings import offline as offline_setting
 from . import lidc
 from .batches import resize_uint8
 
-__all__ = [
-    "SIZES", "SPLITS", "DatasetInfo", "MedicalDataset", "Split", "check_fraction", "check_size",
-    "check_labels", "dataset_info", "dataset_names", "file_digests", "fraction_indices", "load_dataset", "medmnist_filename",
-    "save_npz",
-]
-
 SIZES = (28, 64, 128, 224, 256)
 SPLITS = ("train", "val", "test")
 RESIZE_CACHE_VERSION = 1

@@ -5,7 +5,7 @@ takes no other run with it), but neither starts cold: a run used to spend 8-10 s
 torch, timm/torchvision and medmnist/scikit-learn and 2-3 s starting papermill and the kernel, every
 time. Here a worker starts one *fork server* (``python -m pepr_utils.grid.fork_server``), which imports all of
 that once and then waits. For each run it forks a child (the run's papermill process), and that child
-starts the notebook's kernel by forking itself instead of starting a new Python (:class:`ForkedKernelManager`).
+starts the notebook's kernel by forking itself instead of starting a new Python (:class:`~pepr_utils.grid.kernel.ForkedKernelManager`).
 Memory is shared copy-on-write, so a fork costs milliseconds.
 
 Fork safety: the server imports but never computes (no torch thread pool, no CUDA, no zmq context), is

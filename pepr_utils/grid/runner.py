@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import PeprError
 from .spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
-from .worker import MAX_FILE_BYTES, TEMP_PREFIX, _failure, _now, execute_run
+from .worker import MAX_FILE_BYTES, TEMP_PREFIX, _failure, execute_run
 
 #: Dask settings for the LocalCluster a grid starts (one run per worker: Dask's own work is overhead)
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "2s"}
@@ -289,6 +289,7 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
     """The runner's single write of one run folder: executed notebook, files, and the record."""
     from ..fileio import atomic_dir
     from ..records import make_record, write_record
+    from ..records import now as utc_now
 
     files: dict[str, bytes] = result.get("files") or {}
     status, error = None, None
@@ -317,7 +318,7 @@ def write_run(target: Path, run: Run, result: dict) -> tuple[str, str | None]:
         if result.get("notebook"):
             (tmp / f"{Path(run.notebook).stem}.ipynb").write_bytes(result["notebook"])
         if status == "failed" and (not result.get("ok") or record is None):
-            now = _now()
+            now = utc_now()
             write_record(tmp, make_record(params=run.params.as_dict(), status="failed", error=error,
                                           started_at=result.get("started_at") or now, finished_at=now))
         info = {"run_id": run.run_id, "notebook": run.notebook, "label": run.label, "params": run.params.as_dict(),

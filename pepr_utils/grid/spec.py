@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import params as params_module
 from .. import settings
 from ..errors import PeprError
-from ..params import DEFAULT_NAMES, NAMES, SETTING_NAMES, RunParams, RunSettings, no_weights
+from ..models.build import no_weights
+from ..params import DEFAULT_NAMES, NAMES, SETTING_NAMES, RunParams, RunSettings, defaults
 
-#: What a grid gets for anything it leaves out: the paper's recipe, as data (parameters/defaults.yaml).
-DEFAULTS_FILE = params_module.DEFAULTS_FILE
 #: What a grid may set: the run parameters (pepr_utils.params.NAMES, hashed into ``run_id``) and the run
 #: settings (SETTING_NAMES: where files are, how CO2 is counted; not hashed).
 SETTABLE = DEFAULT_NAMES + ("model", "dataset", "pretrained")
@@ -214,7 +212,7 @@ def missing_checkpoints(runs: list[Run]) -> list[str]:
 
 def paper_defaults() -> dict[str, Any]:
     """``parameters/defaults.yaml``: every parameter a grid may leave out, with its value."""
-    return dict(params_module.defaults())
+    return dict(defaults())
 
 
 # --------------------------------------------------------------------------- sections
@@ -339,12 +337,12 @@ def _resolve(p: dict, where_from: dict[str, str], label: str | None, names: _Nam
         names.model(run.model)
     if isinstance(run.dataset, str) and run.dataset:
         names.dataset(run.dataset)
-    settings = RunSettings.of(**{k: p[k] for k in SETTING_NAMES if k in p})
-    problems.extend(f"{o % key}: {message}" for key, message in settings.problems())
+    run_settings = RunSettings.of(**{k: p[k] for k in SETTING_NAMES if k in p})
+    problems.extend(f"{o % key}: {message}" for key, message in run_settings.problems())
     if len(problems) > before:
         return None
     notebook = str(notebook_path) if notebook_path else (NOTEBOOK_PRETRAINED if pretrained else NOTEBOOK_SCRATCH)
-    return Run(run_id=make_run_id(run), notebook=notebook, params=run, settings=settings, label=label)
+    return Run(run_id=make_run_id(run), notebook=notebook, params=run, settings=run_settings, label=label)
 
 
 def make_run_id(params: RunParams) -> str:

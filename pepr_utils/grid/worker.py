@@ -18,18 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..records import now
 from ..train.allocator import MALLOC_ENV
 from . import fork_server, kernel
 from .child import _tail
 
 MAX_FILE_BYTES = 256 * 2**20  # files a worker sends back; larger ones are listed, not sent
 TEMP_PREFIX = "pepr-run-"  # a run's private folder on its worker: <tmp>/pepr-run-<run_id>-<random>
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
 
 
 def _failure(run_id: str, reason: str, error: str, tail: str, **extra) -> dict:
@@ -45,7 +40,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     """
     import socket
 
-    started_at = _now()
+    started_at = now()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{task['run_id']}-") as tmp_name:
         tmp = Path(tmp_name)

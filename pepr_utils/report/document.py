@@ -1,12 +1,10 @@
-"""Writing the analysis report: files, the sentences that read the numbers, and the HTML export.
+"""Writing the analysis report: its files, and the sentences that read the numbers.
 
 :class:`Report` is what notebook ``04_analysis`` writes through: each figure goes to
 ``figures/<name>.png|pdf``, each table to ``tables/<name>.csv|md``, each paragraph to ``summary.md``,
 and ``manifest.json`` lists them all. The ``say_*`` functions turn analysis tables into Markdown
-sentences, so the report's words always match its numbers (nothing is hard-coded).
-:func:`build_report` is ``pepr report``: it executes the notebook with papermill into a temporary
-folder, exports a self-contained HTML file (images embedded) and only then renames the folder into
-place, so a report folder is never half-written.
+sentences, so the report's words always match its numbers (nothing is hard-coded). ``pepr report``
+(executing the notebook and exporting the HTML) is :mod:`pepr_utils.report.build`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from ..face import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "allocator": ("MALLOC_ENV", "keep_freed_memory"),
-    "experiment": ("CHECKPOINT_FILE", "PREDICTIONS_FILE", "now", "input_normalisation", "model_summary",
+    "experiment": ("CHECKPOINT_FILE", "PREDICTIONS_FILE", "input_normalisation", "model_summary",
         "place", "batches", "history_entry", "final_metrics", "make_record", "save_run", "default_out_dir",
         "run_experiment", "record_summary"),
     "loop": ("EVAL_BATCH_SIZE", "grad_scaler", "trainable_parameters", "classification_metrics", "classification_loss", "speed_options",

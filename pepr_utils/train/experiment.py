@@ -14,7 +14,6 @@ that status and the reason, written like any other; any other problem raises, an
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +27,6 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "model.safetensors"
 PREDICTIONS_FILE = "predictions.npz"  # test labels and scores after the last epoch (the analysis' bootstrap)
-
-
-def now() -> str:
-    """The current UTC time as the record writes it (``started_at``, ``finished_at``)."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 (py3.10)
 
 
 def resolve_params(**values: Any) -> dict[str, Any]:
