@@ -349,3 +349,14 @@ def test_a_record_the_real_meter_wrote_is_reported_as_estimated(tmp_path):
     facts = study_facts(runs, ok)
     assert facts["energy_estimated"] and facts["energy_methods"] == [m.measurement.energy_method]
     assert "estimated" in say_study(facts, {"e": "energy_kwh"})
+
+
+def test_a_record_says_whether_its_energy_was_estimated():
+    """The one rule (meter.Energy.estimated) read back from a record's energy_method, in either spelling."""
+    from pepr_utils.meter.meter import estimated_method
+
+    assert estimated_method("cpu=estimate:cpu-tdp+ram=estimate:ram-rss")
+    assert estimated_method("gpu=nvml+cpu=rapl+ram=estimate:ram-rss")
+    assert estimated_method("estimate:tdp")
+    assert not estimated_method("cpu=rapl+ram=rapl-dram")
+    assert not estimated_method("nvml")

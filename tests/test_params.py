@@ -45,10 +45,10 @@ def test_one_validator_for_notebooks_and_grids(values, key):
     assert [k for k, _ in run.problems()] == [key]
     with pytest.raises(PeprError, match=key):
         run.check()  # what a notebook calls
-    spec = {"name": "g", "defaults": {"dataset": "pneumoniamnist", **values}, "axes": {"model": ["resnet18d"]}}
+    grid = {"name": "g", "defaults": {"dataset": "pneumoniamnist", **values}, "axes": {"model": ["resnet18d"]}}
     if key not in ("mode", "pretrained"):  # a grid folds its axes: mode "full" and pretrained=False win for scratch
         with pytest.raises(PeprError, match=key):
-            spec.expand_grid(spec, check_names=False)
+            spec.expand_grid(grid, check_names=False)
 
 
 def test_check_resolves_auto_and_refuses_unknown_names():

@@ -110,7 +110,8 @@ def estimated_method(energy_method: str) -> bool:
     """Whether a record's ``energy_method`` (``"cpu=estimate:cpu-time+ram=estimate:rss"``, as
     :attr:`Measurement.energy_method` writes it) has an estimated component: :meth:`Measurement.estimated`
     for a run that is only a record now."""
-    return any(Energy(0.0, part.partition("=")[2]).estimated for part in str(energy_method).split("+"))
+    methods = (part.rpartition("=")[2] for part in str(energy_method).split("+"))  # "cpu=x" or just "x"
+    return any(Energy(0.0, method).estimated for method in methods)
 
 
 @dataclass(frozen=True)
