@@ -265,12 +265,12 @@ def save_predictions(path: str | os.PathLike, y_true: Any, y_score: Any) -> Path
 
 def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = None, *,
                    data_dir: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
-                   country_iso_code: str = "DNK", eval_every_epoch: bool = True) -> dict[str, Any]:
+                   country_iso_code: str | None = None, eval_every_epoch: bool | None = None) -> dict[str, Any]:
     """Execute the notebook's own code (``02_train``, or ``03_finetune`` for pretrained weights) in this
     process, without a kernel; return the record it wrote to ``out_dir`` (None: a temporary folder).
 
     ``params`` are the run parameters (:data:`pepr_utils.params.NAMES`; missing ones take the defaults), the
-    keywords the run settings (:class:`~pepr_utils.params.RunSettings`). Used by the
+    keywords the run settings (:class:`~pepr_utils.params.RunSettings`; None: its default). Used by the
     benchmarks (the grid's fixed cost is papermill and the kernel, measured against this) and the tests.
     """
     import tempfile
@@ -282,8 +282,9 @@ def run_experiment(params: dict[str, Any], out_dir: str | os.PathLike | None = N
         raise PeprError(f"params must be a dict of run parameters, got {type(params).__name__}")
     run = RunParams.of(**params)  # unknown names -> PeprError
     given = {k: v for k, v in params.items() if k not in ("pretrained", "weights", "mode")}
-    settings = RunSettings.of(data_dir=data_dir, weights_dir=weights_dir, country_iso_code=country_iso_code,
-                              eval_every_epoch=eval_every_epoch).valid().as_dict()
+    chosen = {"country_iso_code": country_iso_code, "eval_every_epoch": eval_every_epoch}
+    settings = RunSettings.of(data_dir=data_dir, weights_dir=weights_dir,
+                              **{k: v for k, v in chosen.items() if v is not None}).valid().as_dict()
     if run.weights is not None:
         given.update(weights=run.weights, mode=run.mode)
     else:

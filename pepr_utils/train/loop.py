@@ -33,7 +33,6 @@ MULTI_LABEL = "multi-label, binary-class"
 BINARY = "binary-class"
 
 
-
 # --------------------------------------------------------------------------- metrics
 def scores_to_labels(y_score: np.ndarray, task: str) -> np.ndarray:
     """Predicted labels exactly as MedMNIST's ``getACC`` derives them (threshold 0.5 or argmax)."""
