@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import HYPER_FIELDS, RESOURCE_COLUMNS, label
+from .model_tests import detectable_effect, signed_rank_standard_error, stratified_rank_correlation
 from .stats import (
     cluster_sign_flip_p,
     equivalence_p,
@@ -69,7 +70,6 @@ from .tables import per_seed_scores
 MARGINS: dict[str, float] = {
     "accuracy": 0.02,  # accuracy points (also balanced accuracy)
     "rho": 0.2,  # Spearman's rho of a size trend
-    "log10 parameters": float(np.log10(2)),  # a winner half or twice the size of the most accurate model
     "log cost ratio": float(np.log(1.25)),  # 25% cheaper or costlier
 }
 #: Accuracy a fine-tuned model on little data may lose against scratch on all data and still count as
@@ -97,7 +97,7 @@ UNTESTED = ("not testable", AT_FLOOR)
 #: The verdicts a significant test decided (the ones Holm's correction may overturn).
 DECIDED = ("supported", "reversed", "contradicted")
 COLUMNS = ["claim", "measure", "units", "n", "clusters", "estimate", "ci_lo", "ci_hi", "effect_r", "p", "margin",
-           "p_equiv", "p_clusters", "p_holm", "survives_holm", "verdict", "why"]
+           "p_equiv", "p_clusters", "p_holm", "survives_holm", "verdict", "why", "detectable"]
 
 
 # ------------------------------------------------------------------------------------------ judging
@@ -117,7 +117,7 @@ def judge(units: Sequence[np.ndarray] | Units, direction: int, *, margin: float,
     p_clusters, k = cluster_sign_flip_p(means, clusters, seed=seed)
     out = {"n": len(means), "clusters": k, "estimate": hodges_lehmann(means), "ci_lo": lo, "ci_hi": hi,
            "effect_r": rank_biserial(means), "margin": margin, "p_equiv": equivalence_p(means, margin),
-           "p_clusters": p_clusters, "seeds": seeds}
+           "p_clusters": p_clusters, "seeds": seeds, "se": signed_rank_standard_error(means), "one_sided": noninferior}
     need, nonzero = min_units_for(alpha), int((means != 0).sum())
     if nonzero < need:
         verdict = AT_FLOOR if left.left_out and nonzero + left.left_out >= need else "not testable"
@@ -133,15 +133,20 @@ def judge(units: Sequence[np.ndarray] | Units, direction: int, *, margin: float,
 
 
 def _superiority(means: np.ndarray, direction: int, margin: float, alpha: float, out: dict) -> dict:
-    p = signed_rank_p(means)
+    return _decide(signed_rank_p(means), out["effect_r"], out["p_equiv"], direction, margin, alpha,
+                   f"{_share(means, direction)} units the claimed way")
+
+
+def _decide(p: float, effect: float, p_equiv: float, direction: int, margin: float, alpha: float, said: str) -> dict:
+    """The two-sided verdict from a test's p, the sign of its statistic and the equivalence p."""
     if p < alpha:
-        verdict = "supported" if np.sign(out["effect_r"]) == direction else "reversed"
-        return {"p": p, "verdict": verdict, "why": f"p = {p:.2g}; {_share(means, direction)} units the claimed way"}
-    if out["p_equiv"] < alpha:
+        verdict = "supported" if np.sign(effect) == direction else "reversed"
+        return {"p": p, "verdict": verdict, "why": f"p = {p:.2g}; {said}"}
+    if p_equiv < alpha:
         return {"p": p, "verdict": "contradicted",
-                "why": f"no effect as large as {margin:.3g} (equivalence p = {out['p_equiv']:.2g})"}
+                "why": f"no effect as large as {margin:.3g} (equivalence p = {p_equiv:.2g}); {said}"}
     return {"p": p, "verdict": "inconclusive",
-            "why": f"p = {p:.2g}; the interval holds no effect and effects of +-{margin:.3g}"}
+            "why": f"p = {p:.2g}; the interval holds no effect and effects of +-{margin:.3g}; {said}"}
 
 
 def _noninferiority(means: np.ndarray, direction: int, margin: float, alpha: float, out: dict) -> dict:
@@ -310,45 +315,37 @@ def learned_scores(ok: pd.DataFrame, resources: Mapping[str, str]) -> pd.DataFra
     return per_seed_scores(kept, resources) if len(kept) else kept
 
 
-def experiment_units(ok: pd.DataFrame, per_seed: pd.DataFrame, stat: Callable[[pd.DataFrame], float],
-                     min_models: int = MIN_MODELS) -> Units:
-    """One unit per experiment in which ``min_models`` or more models learned: ``stat`` of each seed's
-    learned models (``per_seed``: :func:`learned_scores`). Experiments with fewer are left out, counted."""
-    units = Units(reason=f"fewer than {min_models} models beat their majority-class floor")
+def model_level(ok: pd.DataFrame, per_seed: pd.DataFrame, y: Callable[[pd.DataFrame], pd.Series],
+                min_models: int = MIN_MODELS) -> tuple[pd.DataFrame, Units]:
+    """The per-seed values ``y`` of the models that learned, one row per model, experiment and seed,
+    beside log10 parameters (the property a size claim correlates with), for
+    :func:`~pepr_utils.analysis.model_tests.stratified_rank_correlation`; experiments with fewer than
+    ``min_models`` learned models are left out and counted (a ``Units`` without values, for ``why``)."""
+    counted = Units(reason=f"an experiment with fewer than {min_models} models above their majority-class floor")
+    parts = []
     for exp, g in ok.groupby("experiment", sort=True):
         if g["model"].nunique() < min_models:
-            continue  # never enough models to test: not a unit, at the floor or not
-        units.of += 1
+            continue  # never enough models to test: not counted, at the floor or not
+        counted.of += 1
         mine = per_seed[per_seed["experiment"] == exp] if len(per_seed) else per_seed
-        values = [stat(s) for _, s in mine.groupby("seed", sort=True) if s["model"].nunique() >= min_models]
-        values = [v for v in values if np.isfinite(v)]
-        if values:
-            units.add(values, "-".join(str(g[c].iloc[0]) for c in ("dataset", "size")))
-        else:
-            units.left_out += 1
-    return units
+        if not len(mine) or mine["model"].nunique() < min_models:
+            counted.left_out += 1
+            continue
+        for _, one in mine.groupby("seed", sort=True):
+            parts.append(one.assign(log_params=np.log10(one["num_params"].astype(float)), value=y(one)))
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["experiment", "model", "seed",
+                                                                                     "log_params", "value"])), counted
 
 
-def size_trend(by: str) -> Callable[[pd.DataFrame], float]:
-    """Spearman's rho between log parameters and ``by`` within one experiment and seed."""
-    def stat(g: pd.DataFrame) -> float:
-        sub = g[["num_params", by]].dropna()
-        if len(sub) < 3 or sub["num_params"].nunique() < 2 or sub[by].nunique() < 2:
-            return np.nan
-        return float(sub["num_params"].rank().corr(sub[by].rank()))
-    return stat
+def value_of(by: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """The score ``by`` itself (the size trend: does it fall with model size?)."""
+    return lambda g: g[by]
 
 
-def winner_size_gap(by: str) -> Callable[[pd.DataFrame], float]:
-    """log10 parameters of the top model by ``by`` minus those of the most accurate model (0: same model)."""
-    def stat(g: pd.DataFrame) -> float:
-        sub = g.dropna(subset=[by, "test_acc", "num_params"])
-        if len(sub) < 2:
-            return np.nan
-        top = sub.sort_values([by, "test_acc"], ascending=False).iloc[0]
-        best = sub.sort_values(["test_acc", by], ascending=False).iloc[0]
-        return float(np.log10(top["num_params"]) - np.log10(best["num_params"]))
-    return stat
+def rank_shift(by: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """A model's rank by ``by`` minus its rank by test accuracy, within one experiment and seed (higher:
+    ``by`` places it higher than accuracy does; ties share their mean rank)."""
+    return lambda g: g[by].rank() - g["test_acc"].rank()
 
 
 # ------------------------------------------------------------------------------------------ claims
@@ -367,8 +364,8 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_C
     name = label(by)
     scored = key in resources and resources[key] in ok.columns
     rows = [
-        _experiment_claim(ok, per_seed, scored, by, f"Small models win on {name} ({name} falls with model size)",
-                          f"Spearman rho(parameters, {name}) per experiment", size_trend(by), "rho", kw),
+        _model_claim(ok, per_seed, scored, by, f"Small models win on {name} ({name} falls with model size)",
+                     f"Spearman rho(parameters, {name}) within experiment and seed, mean", value_of(by), kw),
         _accuracy_claim(ok, "pretraining", "ImageNet pretraining raises accuracy", "pretrained - scratch",
                         "model x dataset x fraction", MARGINS["accuracy"], False, kw,
                         "no pretrained and scratch runs at the same dataset and fraction"),
@@ -380,22 +377,41 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_C
         _accuracy_claim(ok, "data", "More training data raises accuracy", "largest - smallest fraction",
                         "model x dataset x regime", MARGINS["accuracy"], False, kw,
                         "no experiment was run at two training fractions"),
-        _experiment_claim(ok, per_seed, scored, by, f"{name} prefers smaller models than accuracy",
-                          f"log10 parameters of the {name} winner - of the most accurate model",
-                          winner_size_gap(by), "log10 parameters", kw),
+        _model_claim(ok, per_seed, scored, by, f"{name} prefers smaller models than accuracy",
+                     f"Spearman rho(parameters, rank by {name} - rank by accuracy) within experiment and seed, mean",
+                     rank_shift(by), kw),
     ]
-    return _with_holm(pd.DataFrame(rows), alpha).reindex(columns=[*COLUMNS, "seeds"])
+    return _with_power(_with_holm(pd.DataFrame(rows), alpha), alpha).reindex(columns=[*COLUMNS, "seeds"])
 
 
 def _row(claim: str, measure: str, units: str, result: dict) -> dict:
     return {"claim": claim, "measure": measure, "units": units, **result}
 
 
-def _experiment_claim(ok, per_seed, scored, by, claim, measure, stat, margin_kind, kw) -> dict:
+def _model_claim(ok, per_seed, scored, by, claim, measure, y, kw) -> dict:
+    """A claim on a size trend, tested over models within experiments with seeds as replicates
+    (:func:`~pepr_utils.analysis.model_tests.stratified_rank_correlation`, direction: smaller is better)."""
+    units = "models within experiments (seeds as replicates)"
     if not scored:
-        return _row(claim, measure, "experiments", _untestable(f"{by} not scored"))
-    units = experiment_units(ok, per_seed, stat)
-    return _row(claim, measure, "experiments", judge(units, -1, margin=MARGINS[margin_kind], **kw))
+        return _row(claim, measure, units, _untestable(f"{by} not scored"))
+    table, counted = model_level(ok, per_seed, y)
+    margin, alpha = MARGINS["rho"], kw["alpha"]
+    r = stratified_rank_correlation(table, x="log_params", y="value", margin=margin, seed=kw["seed"],
+                                    n_boot=kw["n_boot"])
+    out = {"n": r["models"], "clusters": r["strata"], "estimate": r["estimate"], "ci_lo": r["ci_lo"],
+           "ci_hi": r["ci_hi"], "effect_r": r["estimate"], "p": r["p"], "margin": margin, "p_equiv": r["p_equiv"],
+           "p_clusters": np.nan, "seeds": int(table.groupby("experiment")["seed"].nunique().max()) if len(table) else 0,
+           "se": r["null_sd"], "one_sided": False}
+    if not np.isfinite(r["p"]):
+        verdict = AT_FLOOR if counted.left_out else "not testable"
+        out.update(verdict=verdict, why=f"no experiment with {MIN_MODELS} or more models that learned and differ in size")
+    else:
+        out.update(_decide(r["p"], r["estimate"], r["p_equiv"], -1, margin, alpha,
+                           f"{r['models']} models in {r['strata']} experiments, {r['replicates']} experiment-seeds; "
+                           "permutation p (parameters permuted among the models of each experiment)"))
+    if counted.left_out:
+        out["why"] += f"; {counted.note}"
+    return _row(claim, measure, units, out)
 
 
 def _accuracy_claim(ok, kind, claim, measure, units_label, margin, noninferior, kw, none_why, ratio_of=None) -> dict:
@@ -437,6 +453,20 @@ def _with_holm(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return table
 
 
+def _with_power(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``detectable``: the smallest effect, in the claim's unit, that its test finds with 80% power at
+    Holm's strictest level (alpha over the number of claims tested), from the measured spread of its
+    units (:func:`~pepr_utils.analysis.model_tests.detectable_effect`); an inconclusive verdict says it."""
+    level = alpha / max(int(table["p_holm"].notna().sum()), 1)
+    table["detectable"] = [detectable_effect(se, level, one_sided=bool(one)) if np.isfinite(se) and v not in UNTESTED
+                           else np.nan for se, one, v in zip(table["se"].astype(float), table["one_sided"].fillna(False),
+                                                             table["verdict"], strict=True)]
+    low = (table["verdict"] == "inconclusive") & table["detectable"].notna()
+    table.loc[low, "why"] = [f"{w}; the design detects effects of {d:.2g} or more (80% power at alpha {level:.2g}, "
+                             "Holm's strictest step)" for w, d in zip(table.loc[low, "why"], table.loc[low, "detectable"], strict=True)]
+    return table
+
+
 def _ratio(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]], cost: str, kw: dict) -> str:
     """``cost`` of side a over side b, geometric mean over units with its interval, for a claim's why."""
     if cost not in ok.columns or ok[cost].isna().all():
@@ -457,12 +487,12 @@ def _kw_boot(kw: Mapping) -> dict:
 # ----------------------------------------------------------------------------------- cost to a target
 def _cost_claim(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str, kw: dict) -> dict:
     claim = "Pretraining cuts the compute needed (to reach scratch-on-all-data's accuracy)"
-    measure = (f"log {label(cost)} to reach the target accuracy, pretrained / scratch (each side's cheapest "
-               "run, any fraction, up to the first epoch at the target)")
+    measure = (f"log {label(cost)} to reach scratch-on-all-data's accuracy, pretrained / scratch at the same "
+               "fraction (up to the first epoch at the target)")
     units = target_cost_units(ok, histories, cost)
     if isinstance(units, str):
-        return _row(claim, measure, "model x dataset", _untestable(units))
-    return _row(claim, measure, "model x dataset", judge(units, -1, margin=MARGINS["log cost ratio"], **kw))
+        return _row(claim, measure, "model x dataset x fraction", _untestable(units))
+    return _row(claim, measure, "model x dataset x fraction", judge(units, -1, margin=MARGINS["log cost ratio"], **kw))
 
 
 def cost_to_reach(history: pd.DataFrame | None, total: float, target: float) -> float:
@@ -480,11 +510,12 @@ def cost_to_reach(history: pd.DataFrame | None, total: float, target: float) -> 
 
 
 def target_cost_units(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str) -> Units | str:
-    """Per model run pretrained and from scratch on all the data of one dataset and size, and per seed:
-    log of the cost the cheapest pretrained run (any fraction) spends to reach the accuracy scratch on
-    all the data ends with, over the same for the cheapest scratch run. A pretrained side that never
-    reaches it is costlier than any that does (the largest value, for the ranks). The reason, as a
-    string, when nothing can be computed."""
+    """One unit per architecture and training fraction run pretrained and from scratch (one dataset and
+    size): per seed, the log of what the pretrained run at that fraction spends to reach the accuracy
+    scratch on all the data ends with in that seed, over what the scratch run at the same fraction
+    spends (read from the per-epoch history). A side that never reaches it is costlier than any that
+    does (the largest value, for the ranks); when neither does, that seed gives no value. The reason,
+    as a string, when nothing can be computed."""
     if cost not in ok.columns or ok[cost].isna().all():
         return f"{cost} not recorded"
     per_run = {} if histories is None or not len(histories) or "test_acc" not in histories.columns else {
@@ -496,86 +527,46 @@ def target_cost_units(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: st
     pre = _pretrained_regime(exps)
     for (ds, size), g in exps.groupby(["dataset", "size"], sort=True):
         runs = ok[ok["experiment"].isin(g["experiment"])]
-        full = runs[(runs["regime"] == "scratch") & (runs["fraction"] == runs.loc[runs["regime"] == "scratch", "fraction"].max())]
-        for model in sorted(set(full["model"]) & set(runs.loc[runs["regime"] == pre, "model"])):
+        scratch = runs[runs["regime"] == "scratch"]
+        full = scratch[scratch["fraction"] == scratch["fraction"].max()]
+        tuned = runs[runs["regime"] == pre]
+        for model, fraction in sorted(set(zip(tuned["model"], tuned["fraction"], strict=True))):
+            sides = [r[(r["model"] == model) & (r["fraction"] == fraction)] for r in (tuned, scratch)]
+            target = full[full["model"] == model]
+            if not len(sides[1]) or not len(target):
+                continue
             units.of += 1
-            value = _log_cost_ratio(runs[runs["model"] == model], pre, per_run, cost)
+            value = _log_cost_ratio(*sides, target, per_run, cost)
             if value is None:
                 units.left_out += 1
             else:
-                units.add(value, f"{ds}-{size}")
+                units.add(value, f"{ds}-{size}-{fraction:g}")
     finite = [abs(v[np.isfinite(v)]).max() for v in units.values if np.isfinite(v).any()]
     cap = (max(finite) if finite else 1.0) + 1.0
-    units.values = [np.where(np.isposinf(v), cap, v) for v in units.values]
+    units.values = [np.clip(v, -cap, cap) for v in units.values]
     return units
 
 
-def _log_cost_ratio(runs: pd.DataFrame, pre: str, per_run: Mapping, cost: str) -> np.ndarray | None:
-    scratch = runs[runs["regime"] == "scratch"]
-    full = scratch[scratch["fraction"] == scratch["fraction"].max()]
-    if not full["learned"].all() or not runs.loc[runs["regime"] == pre, "learned"].all():
+def _log_cost_ratio(tuned: pd.DataFrame, scratch: pd.DataFrame, target: pd.DataFrame, per_run: Mapping,
+                    cost: str) -> np.ndarray | None:
+    if not (tuned["learned"].all() and scratch["learned"].all() and target["learned"].all()):
         return None
     values = []
-    for s, target_run in full.drop_duplicates("seed").set_index("seed").iterrows():
-        side = {regime: [cost_to_reach(per_run.get(r["run_id"]), r[cost], target_run["test_acc"])
-                         for _, r in runs[(runs["regime"] == regime) & (runs["seed"] == s)].iterrows()]
-                for regime in (pre, "scratch")}
-        side = {k: [c for c in v if not np.isnan(c)] for k, v in side.items()}
-        if side[pre] and side["scratch"] and np.isfinite(min(side["scratch"])):
-            values.append(np.log(min(side[pre]) / min(side["scratch"])) if np.isfinite(min(side[pre])) else np.inf)
-    return np.asarray(values, dtype=float) if values else None
-
-
-# ------------------------------------------------------------------------------------ data efficiency
-def data_efficiency(ok: pd.DataFrame, *, margin: float = NONINFERIORITY_MARGIN, n_boot: int = 2000,
-                    seed: int = 0, min_fractions: int = 3, min_models: int = 2) -> pd.DataFrame:
-    """Accuracy at each training fraction minus scratch on all the data (the largest fraction), per regime
-    (scratch and ImageNet-pretrained), paired by model and seed, over the models that learned on both
-    sides: mean with a 95% interval (units, then seeds), and whether it is within ``margin``
-    (``matches``: interval above -margin). Only for a dataset and size whose pretrained and scratch runs
-    cover ``min_fractions`` fractions with ``min_models`` architectures run in both regimes at each."""
-    ok = with_learned(ok)
-    exps = _experiments(ok)
-    pre = _pretrained_regime(exps)
-    rows = []
-    for (ds, size), g in exps.groupby(["dataset", "size"], sort=True):
-        scratch_all = g[(g["regime"] == "scratch") & (g["fraction"] == g["fraction"].max())]
-        if pre is None or not _covers(ok, g, pre, min_fractions, min_models) or not len(scratch_all):
+    for s, goal in target.drop_duplicates("seed").set_index("seed")["test_acc"].items():
+        spent = [[cost_to_reach(per_run.get(r["run_id"]), r[cost], goal) for _, r in side[side["seed"] == s].iterrows()]
+                 for side in (tuned, scratch)]
+        if not all(spent) or any(np.isnan(x) for side in spent for x in side):
             continue
-        for (regime, fraction), side in g[g["regime"].isin(["scratch", pre])].groupby(["regime", "fraction"]):
-            units = paired_units(ok, _cross(side, scratch_all), accuracy_gain)
-            if regime == "scratch" and side["experiment"].isin(scratch_all["experiment"]).all():
-                continue  # scratch on all the data against itself
-            means = [u.mean() for u in units.values]
-            lo, hi = unit_bootstrap(units.values, n_boot=n_boot, seed=seed)
-            rows.append({"dataset": ds, "size": size, "regime": regime, "fraction": fraction,
-                         "models": len(units.values), "at_floor": units.left_out,
-                         "gap": float(np.mean(means)) if means else np.nan, "ci_lo": lo, "ci_hi": hi,
-                         "margin": margin, "matches": bool(np.isfinite(lo) and lo > -margin)})
-    return pd.DataFrame(rows, columns=["dataset", "size", "regime", "fraction", "models", "at_floor", "gap",
-                                       "ci_lo", "ci_hi", "margin", "matches"])
-
-
-def _covers(ok: pd.DataFrame, exps: pd.DataFrame, pre: str, min_fractions: int, min_models: int) -> bool:
-    """Whether ``min_models`` architectures were run pretrained and from scratch at ``min_fractions`` fractions."""
-    runs = ok[ok["experiment"].isin(exps["experiment"]) & ok["regime"].isin(["scratch", pre])]
-    both = runs.groupby(["model", "fraction"])["regime"].nunique() == 2
-    per_model = both[both].reset_index().groupby("model")["fraction"].nunique()
-    return int((per_model >= min_fractions).sum()) >= min_models
-
-
-def smallest_matching_fraction(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, size and regime: the smallest fraction whose accuracy matches scratch on all the data
-    (the same columns when nothing matches or there is no curve)."""
-    hits = curve[curve["matches"].astype(bool)]
-    return (hits.groupby(["dataset", "size", "regime"], sort=True)["fraction"].min()
-            .rename("smallest_matching_fraction").reset_index())
+        a, b = min(spent[0]), min(spent[1])
+        if np.isfinite(a) or np.isfinite(b):
+            values.append(np.log(a / b) if np.isfinite(a) and np.isfinite(b) else (np.inf if np.isinf(a) else -np.inf))
+    return np.asarray(values, dtype=float) if values else None
 
 
 def _untestable(why: str) -> dict:
     return {"n": 0, "clusters": 0, "estimate": np.nan, "ci_lo": np.nan, "ci_hi": np.nan, "effect_r": np.nan,
             "p": np.nan, "margin": np.nan, "p_equiv": np.nan, "p_clusters": np.nan, "verdict": "not testable",
-            "why": why, "seeds": 0}
+            "why": why, "seeds": 0, "se": np.nan, "one_sided": False}
 
 
 def verdicts_by_seed(ok: pd.DataFrame, verdicts: pd.DataFrame, **kwargs) -> pd.DataFrame:
