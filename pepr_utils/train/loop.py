@@ -85,8 +85,22 @@ def autocast_for(device: torch.device, amp: bool) -> tuple[Any, torch.dtype | No
     rarely the speed, so runs there stay in float32."""
     if not amp or device.type != "cuda":
         return nullcontext(), None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if native_bf16(device) else torch.float16
     return torch.autocast("cuda", dtype=dtype), dtype
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA GPU ``device`` computes in bf16 natively (compute capability 8.0 and newer: Ampere,
+    Hopper, ...; ROCm GPUs too).
+
+    Not ``torch.cuda.is_bf16_supported()``: it asks about the *current* GPU, not ``device``, and by default
+    (``including_emulation=True``) answers yes on GPUs that only emulate bf16 (a T4, Colab's GPU, or a
+    V100), where bf16 autocast runs without tensor cores; those GPUs take the fp16 + GradScaler path.
+    """
+    if torch.version.hip:
+        return True
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index)[0] >= 8
 
 
 def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool):
