@@ -14,6 +14,7 @@ A file whose checksum differs is never used. Loaded tables get an ``experiment``
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -143,3 +144,48 @@ def load_models(
 ) -> pd.DataFrame:
     """The 131 models (``model_names.csv``): parameter count, type (CNN/Other) and the efficient flag."""
     return _read("model_names.csv", reference_dir, cache_dir, offline)
+
+
+#: The published scored rows' columns, renamed to the names our run records give the same quantity
+#: (:func:`load_model_rows`); the last-epoch time and the GPU memory reserved have no twin in a run
+#: record, so they keep names of their own (those of :func:`~pepr_utils.paper.reproduction.paper_top_table`).
+MODEL_ROW_COLUMNS: dict[str, str] = {
+    "num_param": "num_params", "test_09": "test_acc", "energy": "energy_kwh", "co2": "co2_g",
+    "train_time": "last_epoch_s", "memR": "mem_reserved_gb",
+}
+#: The columns :func:`load_model_rows` ranks within each experiment (1 = best, ties share the best rank).
+RANKED: tuple[str, ...] = ("test_acc", "pepr_e", "pepr_c", "pepr_t", "pepr_m")
+
+
+def load_model_rows(
+    experiments: Sequence[str] | None = None,
+    reference_dir: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    offline: bool | None = None,
+) -> pd.DataFrame:
+    """The paper's published rows, one per model and experiment, in our run records' column names, so they
+    sit beside our own models (the report's headline figure; our ranks beside the paper's).
+
+    Columns: ``model``, ``experiment`` (the paper's name, e.g. ``derma_pt``) with its ``dataset``,
+    ``pretrained`` and ``fraction`` (:data:`EXPERIMENTS`), ``num_params``, ``type``, ``efficient``,
+    ``test_acc`` (after the 10th epoch, the paper's P), ``energy_kwh``, ``co2_g``, ``last_epoch_s``,
+    ``mem_reserved_gb``, the published ``pepr_e/c/t/m`` (min-max within the experiment over its 131
+    models) and ``rank_<col>`` for each of :data:`RANKED` within the experiment. ``experiments`` keeps
+    those (unknown names are a PeprError); raises PeprError when the file cannot be had (see
+    :func:`reference_file`)."""
+    rows = load_published_scores(reference_dir, cache_dir=cache_dir, offline=offline)
+    if experiments is not None:
+        unknown = sorted(set(experiments) - set(EXPERIMENTS))
+        if unknown:
+            raise PeprError(f"unknown paper experiment(s) {unknown}; known: {', '.join(EXPERIMENTS)}")
+        rows = rows[rows["experiment"].isin(list(experiments))]
+    info = pd.DataFrame.from_dict(EXPERIMENTS, orient="index").rename_axis("experiment").reset_index()
+    out = rows.drop(columns=["dataset"]).rename(columns=MODEL_ROW_COLUMNS).merge(info, on="experiment", how="left")
+    keep = ["model", "experiment", "dataset", "pretrained", "fraction", "num_params", "type", "efficient",
+            "test_acc", "energy_kwh", "co2_g", "last_epoch_s", "mem_reserved_gb", "pepr_e", "pepr_c", "pepr_t",
+            "pepr_m"]
+    out = out[keep].reset_index(drop=True)
+    for col in RANKED:
+        out[f"rank_{col}"] = out.groupby("experiment")[col].rank(ascending=False, method="min").astype(int)
+    return out
