@@ -269,6 +269,30 @@ class NvmlPowerSampling:
         return self._joules
 
 
+class NvmlSharing:
+    """Whether other processes computed on the GPU during a block: NVML's energy (counter or power) is the
+    whole board's, so a run sharing its GPU (several grid workers on one GPU, say) is charged for theirs.
+
+    ``others`` is the most other compute processes seen at once (None where NVML cannot list them). Where
+    this process is not in NVML's list (a container's PIDs are not the host's), one of the processes
+    listed is taken to be this one, which holds a CUDA context while it is metered.
+    """
+
+    def __init__(self, nvml: Any, handle: Any, pid: int | None = None):
+        self.nvml, self.handle = nvml, handle
+        self.pid = os.getpid() if pid is None else pid
+        self.others: int | None = None
+
+    def sample(self) -> None:
+        try:
+            procs = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except Exception:  # not supported, or no pynvml function: unknown, not an error
+            return
+        pids = {int(getattr(p, "pid", 0) or 0) for p in procs or ()}
+        n = len(pids - {self.pid}) if self.pid in pids else max(0, len(pids) - 1)
+        self.others = n if self.others is None else max(self.others, n)
+
+
 def _import_nvml() -> Any:
     import pynvml  # nvidia-ml-py
 

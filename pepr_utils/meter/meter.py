@@ -13,7 +13,8 @@ How each number is obtained (the method is written next to it in ``result``):
   counter is not supported, NVML power readings integrated over time (trapezoids, one reading per
   ``sample_interval_s``): "nvml-power-sampling". Where NVML cannot be used at all the GPU energy is
   ``None`` and the method says "unmeasured" (the total then covers CPU and RAM only). NVML measures the
-  whole board, so one run per GPU is assumed.
+  whole board, so one run per GPU is assumed, and checked: when NVML lists other compute processes on the
+  GPU during the block, ``warnings`` says "GPU shared" (their energy is in the figure too).
 - CPU: Intel/AMD RAPL package counters (``/sys/class/powercap/intel-rapl:N/energy_uj``, microjoules,
   wrapping at ``max_energy_range_uj``; sampled every ``sample_interval_s`` so a wrap is never missed):
   "rapl". RAPL measures the whole package, including other processes; with several runs on one machine
@@ -74,6 +75,7 @@ from .energy import (
     RAPL_ROOT,
     CpuTimeEstimate,
     NvmlEnergy,
+    NvmlSharing,
     RamRssEstimate,
     RaplCounter,
     _nvml_shutdown,
@@ -277,6 +279,7 @@ class Meter:
         sources: list[Any] = []
         self._gpu_unmeasured = False
         self._nvml_in_use = None
+        self._sharing: NvmlSharing | None = None
         zones = rapl_zones(self.rapl_root) if self.cpu_method != "estimate" else {"cpu": [], "ram": []}
         if zones["cpu"]:
             sources.append(RaplCounter("cpu", zones["cpu"]))
@@ -298,6 +301,7 @@ class Meter:
                 notes.append(why or "GPU energy unmeasured")
             else:
                 self._nvml_in_use = gpu.nvml
+                self._sharing = NvmlSharing(gpu.nvml, gpu.handle)
                 sources.insert(0, gpu)
         elif self.device_kind == "mps":
             self._gpu_unmeasured = True
@@ -322,6 +326,9 @@ class Meter:
             source.start()
         self._t0 = time.perf_counter()
         readers = [self._rss.sample] + [s.sample for s in self._sources if not isinstance(s, NvmlEnergy)]
+        if self._sharing is not None:
+            self._sharing.sample()
+            readers.append(self._sharing.sample)
         self._sampler = _Sampler(self.sample_interval_s, readers)
         self._sampler.start()
         return self
@@ -350,6 +357,11 @@ class Meter:
                 notes.append(f"{source.component} {source.method} incomplete ({type(err).__name__}: {err})")
             joules[source.component] = value
             methods[source.component] = source.method
+        if self._sharing is not None:
+            self._sharing.sample()
+            if self._sharing.others:
+                notes.append(f"GPU shared: up to {self._sharing.others} other process(es) computed on cuda:{self._cuda} "
+                             "during the block; NVML measures the whole GPU, so the GPU energy includes theirs")
         if self._nvml_in_use is not None:
             _nvml_shutdown(self._nvml_in_use)
         if self.device_kind == "cpu":
