@@ -2,8 +2,8 @@
 
 Exports the results table and the study's questions (``results``), the PePR tables (``tables``), paired
 comparisons (``comparisons``), statistics (``stats``), the verdicts (``verdicts``), how much data pretraining saves (``data_curve``),
-the models-within-experiments tests and power (``model_tests``), the paper beside us (``paper_compare``)
-and the figures (``plots``);
+the models-within-experiments tests and power (``model_tests``), the paper beside us (``paper_compare``),
+the report's headline figure (``headline``) and the figures (``plots``);
 ``columns`` names the study table's columns and ``formatting`` writes numbers in words.
 """
 
@@ -12,6 +12,7 @@ from ..face import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "columns": ("UNITS", "label"),
     "comparisons": ("find_comparisons", "common_scale", "paired_values", "paired_tests", "paired_violin_inputs", "pair_unit"),
+    "headline": ("paper_experiments_like", "paper_beside", "headline_plot"),
     "plots": ("scatter_vs_params", "metrics_vs_params", "pepr_profile", "pepr_profile_points",
         "paired_violins", "distribution_by_group", "count_heatmap", "pareto_plot", "value_heatmap",
         "interval_plot", "data_efficiency_plot", "save_figure", "save_table"),

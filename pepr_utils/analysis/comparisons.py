@@ -245,7 +245,7 @@ def paired_violin_inputs(scored: pd.DataFrame, comparisons: pd.DataFrame | Itera
         raise PeprError(f"no paired experiments (pretrained vs scratch, or two training fractions) share "
                         f"{max(1, min_pairs)} or more models")
     wide = pd.concat(columns, axis=1).sort_index()  # rows: models (pooled panels: model @ experiment)
-    ylabel = {"test_acc": "test accuracy", "test_auc": "test AUC"}.get(value, value)
+    ylabel = {"test_acc": "test accuracy (fraction correct)", "test_auc": "test AUC (0–1)"}.get(value, value)
     return {"wide": wide, "pairs": pairs, "labels": labels, "titles": titles,
             "pvalues": pvalues if tests is not None else None, "ylabel": ylabel}
 

@@ -32,14 +32,14 @@ from ..score import pepr_value
 AXIS_LABELS: dict[str, str] = {
     **{r.column: r.axis_label for r in RESOURCES},
     **{r.paper_column: r.axis_label for r in RESOURCES},
-    **{f"pepr_{r.key}": f"PePR-{r.key.upper()}" for r in RESOURCES},
+    **{f"pepr_{r.key}": f"PePR-{r.key.upper()} (score, 0–1)" for r in RESOURCES},
     "train_time": "training time, last epoch (s)",
     "memR": "GPU memory reserved (GB)",
-    "num_param": "trainable parameters",
-    "num_params": "trainable parameters",
-    "trainable_params": "trainable parameters",
-    "test_09": "test accuracy (after 10 epochs)",
-    "test_acc": "test accuracy",
+    "num_param": "trainable parameters (count)",
+    "num_params": "trainable parameters (count)",
+    "trainable_params": "trainable parameters (count)",
+    "test_09": "test accuracy after 10 epochs (fraction correct)",
+    "test_acc": "test accuracy (fraction correct)",
     "implied_power_kw": "implied mean power (kW)",
 }
 
@@ -89,7 +89,8 @@ def _hue_kws(data: pd.DataFrame, hue: str | None, order: Sequence | None = None)
 
 
 def _trend(ax, part: pd.DataFrame, x: str, y: str, logx: bool, logy: bool) -> None:
-    """A least-squares line of ``y`` on ``x`` straight as drawn (log10 where the axis is log), and Spearman's rho."""
+    """A least-squares line of ``y`` on ``x`` straight as drawn (log10 where the axis is log), and Spearman's rho
+    in the panel's title (off the data, where a text inside the axes could cover points)."""
     fit_part = part[((part[x] > 0) if logx else True) & ((part[y] > 0) if logy else True)]
     if len(fit_part) <= 2 or fit_part[x].nunique() <= 1:
         return
@@ -100,7 +101,8 @@ def _trend(ax, part: pd.DataFrame, x: str, y: str, logx: bool, logy: bool) -> No
     fit = slope * grid + intercept
     ax.plot(10 ** grid if logx else grid, 10 ** fit if logy else fit, color="0.3", lw=1, ls="--")
     rho = part[[x, y]].corr(method="spearman").iloc[0, 1]
-    ax.text(0.02, 0.97, f"Spearman $\\rho$ = {rho:.2f}", transform=ax.transAxes, va="top", fontsize=8)
+    title = ax.get_title()
+    ax.set_title((f"{title} · " if title else "") + f"Spearman ρ = {rho:.2f}", fontsize=10)
 
 
 def scatter_vs_params(
@@ -165,13 +167,15 @@ def metrics_vs_params(
     hue: str | None = None,
     hue_order: Sequence | None = None,
     ylabels: Sequence[str] | None = None,
+    ylabel: str = "score (0–1)",
     sharey: bool = True,
     logx: bool = True,
     trend: bool = False,
     title: str | None = None,
     panel_size: tuple[float, float] = (4.2, 3.4),
 ) -> Figure:
-    """One panel per column in ``ys`` against model size (e.g. PePR-C, PePR-M, PePR-T vs parameters)."""
+    """One panel per column in ``ys`` against model size (e.g. PePR-C, PePR-M, PePR-T vs parameters), the
+    shared y axis labelled ``ylabel``."""
     _require(df, x, hue, *ys)
     long = pd.concat(
         [df[[x] + ([hue] if hue else [])].assign(_metric=(ylabels[i] if ylabels else axis_label(y)), _value=df[y])
@@ -180,7 +184,7 @@ def metrics_vs_params(
     )
     order = list(ylabels) if ylabels else [axis_label(y) for y in ys]
     fig = scatter_vs_params(long, "_value", x=x, hue=hue, hue_order=hue_order, facet="_metric", facet_order=order,
-                            col_wrap=len(ys), logx=logx, sharey=sharey, ylabel="score", trend=trend,
+                            col_wrap=len(ys), logx=logx, sharey=sharey, ylabel=ylabel, trend=trend,
                             panel_size=panel_size, title=title)
     return fig
 
@@ -210,7 +214,7 @@ def pepr_profile(
     ax.clabel(lines, fmt="%.1f", fontsize=7)
     fig.colorbar(filled, ax=ax, label=f"PePR-{resource}")
     ax.set_xlabel(f"normalised resource ${resource}_n$ (0 = cheapest, 1 = most expensive)")
-    ax.set_ylabel("performance $P$ (e.g. test accuracy)")
+    ax.set_ylabel("performance $P$ (e.g. test accuracy, 0–1)")
     ax.set_title(f"PePR-{resource} = P / (1 + ${resource}_n$)")
     return fig
 
@@ -442,7 +446,8 @@ def pareto_plot(
         ax.set_xlabel(axis_label(x))
         ax.set_ylabel(axis_label(y))
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()  # under the panels: a legend inside could cover points
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
     return fig
 
 
@@ -566,8 +571,8 @@ def data_efficiency_plot(curve: pd.DataFrame, *, panel_size: tuple[float, float]
     if not len(curve):
         raise PeprError("no dataset has pretrained and scratch runs at 3 or more fractions for 2 or more models")
     panels = list(curve.groupby(["dataset", "size"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size[0] * len(panels), panel_size[1]),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size[0] * len(panels), panel_size[1] + 0.5),
+                             squeeze=False, sharey=True, layout="constrained")
     for ax, ((ds, size), g) in zip(axes[0], panels, strict=True):
         margin = float(g["margin"].iloc[0])
         ax.axhspan(-margin, 0, color="0.9", zorder=0, label=f"within {margin:g} of scratch on all data")
@@ -576,9 +581,14 @@ def data_efficiency_plot(curve: pd.DataFrame, *, panel_size: tuple[float, float]
             line = ax.plot(r["fraction"], r["gap"], marker="o", label=regime)[0]
             ax.fill_between(r["fraction"], r["ci_lo"], r["ci_hi"], color=line.get_color(), alpha=0.2)
         ax.set_xscale("log")
-        ax.set_xlabel("training fraction")
+        fractions = sorted(g["fraction"].unique())  # the fractions run, as plain numbers (not 10^-1)
+        ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xlabel("training fraction (share of the training split, log scale)")
         ax.set_title(f"{ds}, {int(size)} px")
-    axes[0][0].set_ylabel("test accuracy − scratch on all data")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy − scratch on all data\n(fraction correct)")
+    entries = {lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncol=len(entries), fontsize=8,
+               frameon=False)  # under the panels, off the intervals
     return fig
