@@ -17,16 +17,24 @@
 # %% [markdown]
 # # 04 · PePR analysis of a set of runs
 #
+# <details><summary><b>What this report is, and how it is made</b> (method)</summary>
+#
 # Which models give the most performance per unit of resource, whether pretraining and more training
-# data pay off, and how sure we can be. The first half applies the paper's analysis (Selvan et al. 2024)
-# to our own run records: PePR-E/C/T/M per experiment, top-k tables, the figures against model size, and
-# the paired comparisons. The second half goes where the paper could not: the accuracy–energy Pareto
-# front, a fixed-reference PePR, AUC as the performance measure, seed variation and rank stability,
-# agreement between rankings, and a "which model should I use" table for a stated budget.
+# data pay off, and how sure we can be. The answer comes first: the study in one line, the verdict on
+# each of the paper's claims, and the paper's question in one figure (accuracy and PePR-E against model
+# size, the paper's trend beside ours); the evidence behind each verdict is folded just below it.
+# Then the paper's analysis (Selvan et al. 2024) applied to our own run records: PePR-E/C/T/M per
+# experiment, top-k tables, the figures against model size, and the paired comparisons. Then where the
+# paper could not go: the accuracy–energy Pareto front, a fixed-reference PePR, AUC as the performance
+# measure, seed variation and rank stability, agreement between rankings, and a "which model should I
+# use" table for a stated budget.
 #
 # Every sentence below is generated from the numbers of this run set. `pepr report RESULTS` executes
-# this notebook and writes figures (PNG, PDF), tables (CSV, Markdown), `summary.md`, this executed
+# this notebook and writes figures (PNG, PDF), tables (CSV with every column at full precision,
+# Markdown), `summary.md` (its closing *Details* section holds what the HTML folds), this executed
 # notebook and a self-contained `report.html` into the report folder.
+#
+# </details>
 
 # %%
 # On Google Colab: install pepr_utils, at this notebook's release, into this session. Colab's own torch
@@ -73,22 +81,50 @@ facts = an.study_facts(runs, ok)
 key = "e" if "e" in resources else next(iter(resources))  # the headline resource: energy when recorded
 main, cost = f"pepr_{key}", resources[key]
 
+# %%
+# The verdicts (section 1 gives their evidence) and PePR per model and experiment (section 4 explains it),
+# computed first: the first screen shows what they come to.
+histories = an.load_histories(runs[runs["status"] == "ok"])  # per-epoch accuracy: the cost to a target
+verdicts = an.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
+by_seed = an.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
+ref = an.parse_reference(reference) or an.default_reference(ok, resources)
+scored = an.add_model_type(an.score_table(an.model_table(ok), resources=resources, reference=ref))
+
+# %%
+# The first screen: the study in one line, the verdict on each claim (effect in the claim's unit with its
+# 95% interval, Holm-adjusted p, why in plain words), and the paper's question in one figure, with the
+# paper's published rows for the experiments we ran as it did (or a note saying why they are missing).
+rep.text(rp.say_study_line(facts, resources))
+rep.table(rp.verdict_summary(verdicts, by_seed), "verdicts_summary", badges="verdict", summary=True)
+paper_rows, paper_note = an.paper_beside(scored)
+rep.figure(lambda: an.headline_plot(scored, paper_rows, score=main, paper_note=paper_note), "headline",
+           caption=rp.say_headline(paper_note, paper_rows is not None, score=main))
+
 # %% [markdown]
-# ## 1. Verdicts: the paper's claims, tested on these runs
+# ## 1. Verdicts: the evidence
+#
+# Each verdict above rests on the statistics folded here: the full table, one sentence per claim, the
+# verdict on each seed's runs alone (a verdict that changes with the seed is not one to rely on), and what
+# the words and numbers mean. Only models that beat their majority-class floor give evidence; the ones
+# that did not are listed apart, "at floor", after the verdicts.
+#
+# <details><summary><b>How a verdict is reached</b> (method)</summary>
 #
 # One row per claim: the evidence (units compared, Hodges-Lehmann estimate with a 95% interval that
 # resamples contexts, units and seeds, Wilcoxon p, rank-biserial r, equivalence p, Holm-adjusted p) and the
 # verdict (the vocabulary is `verdicts.VERDICTS`). The second table gives the verdict on each seed's
-# runs alone: a verdict that changes with the seed is not one to rely on. Only models that beat their
-# majority-class floor give evidence; the ones that did not are listed apart, "at floor", after the verdicts.
+# runs alone.
+#
+# </details>
 
 # %%
-histories = an.load_histories(runs[runs["status"] == "ok"])  # per-epoch accuracy: the cost to a target
-verdicts = an.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
-by_seed = an.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
-rep.table(verdicts, "verdicts")
-rep.table(by_seed, "verdicts_by_seed")
-rep.text(rp.say_verdicts(verdicts, by_seed))
+with rep.details("Every statistic of each claim (the verdict table)"):
+    rep.table(verdicts, "verdicts")
+    rep.text(rp.say_verdicts(verdicts, by_seed, terms=False))
+with rep.details("The verdict on each seed's runs alone"):
+    rep.table(by_seed, "verdicts_by_seed")
+with rep.details("What the verdicts and their statistics mean (vocabulary)"):
+    rep.text(rp.say_verdict_terms())
 floor = an.at_floor(ok)
 rep.table(floor, "at_floor")
 rep.text(rp.say_at_floor(floor, ok))
@@ -105,7 +141,10 @@ rep.text(rp.say_constant_predictors(ok))
 curve = an.data_efficiency(ok, seed=seed)
 smallest = an.smallest_matching_fraction(curve)
 rep.table(curve, "data_efficiency")
-rep.figure(lambda: an.data_efficiency_plot(curve), "data_efficiency")
+rep.figure(lambda: an.data_efficiency_plot(curve), "data_efficiency",
+           caption="Test accuracy minus scratch on all the data, against the training fraction (log scale), one "
+                   "line per regime with its 95% interval. Where a line enters the grey band (within the margin "
+                   "of scratch on all data) that regime matches it with that fraction of the data.")
 rep.text(rp.say_data_efficiency(curve, smallest))
 
 # %% [markdown]
@@ -134,8 +173,6 @@ rep.table(excluded, "excluded_runs", show=20)
 # model has no min-max PePR (nothing to normalise against).
 
 # %%
-ref = an.parse_reference(reference) or an.default_reference(ok, resources)
-scored = an.add_model_type(an.score_table(an.model_table(ok), resources=resources, reference=ref))
 score_cols = [f"pepr_{k}" for k in resources]
 rep.table(scored, "pepr_scores", show=False)
 rep.table(scored[["experiment", "model", "num_params", "test_acc", *resources.values(), *score_cols]]
@@ -175,8 +212,13 @@ hue = "type" if "type" in scored.columns and scored["type"].nunique() > 1 else N
 for y, logy in (("test_acc", False), (cost, True), (main, False)):
     rep.figure(lambda y=y, logy=logy: an.scatter_vs_params(scored, y, hue=hue, facet="experiment", logy=logy,
                                                               sharey=not logy, trend=True),
-               f"{y}_vs_params")
-rep.figure(lambda: an.metrics_vs_params(scored, score_cols, hue="experiment"), "pepr_all_vs_params")
+               f"{y}_vs_params",
+               caption=f"{an.label(y).capitalize()} against trainable parameters (log scale), one panel per "
+                       "experiment, with the least-squares trend and Spearman's ρ in each panel's title: a rising "
+                       "line means bigger models score higher in that experiment.")
+rep.figure(lambda: an.metrics_vs_params(scored, score_cols, hue="experiment"), "pepr_all_vs_params",
+           caption="Each PePR score against trainable parameters (log scale), one panel per resource, colour by "
+                   "experiment: whether the scores agree on which model sizes pay off.")
 rep.text(rp.say_params_trend(scored, ("test_acc", main)))
 
 # %% [markdown]
@@ -186,7 +228,9 @@ rep.text(rp.say_params_trend(scored, ("test_acc", main)))
 
 # %%
 rep.figure(lambda: an.pepr_profile_points(scored, x=f"{key}_n", y="test_acc", hue="experiment",
-                                             resource=key.upper(), score=main), "pepr_profile")
+                                             resource=key.upper(), score=main), "pepr_profile",
+           caption=f"Every model at its normalised {an.label(cost)} (x) and test accuracy (y) over the iso-PePR "
+                   f"lines: models on a brighter band score a higher {an.label(main)}; the top three are named.")
 
 # %% [markdown]
 # ## 5. Does pretraining pay off? Does more data? (paired tests)
@@ -202,7 +246,10 @@ tests = an.paired_tests(scored, comparisons, values=("test_acc", main, cost))
 rep.table(tests, "paired_tests")
 rep.text(rp.say_paired(tests))
 rep.figure(lambda: an.paired_violins(**an.paired_violin_inputs(scored, comparisons, "test_acc", tests)),
-           "paired_test_acc")
+           "paired_test_acc",
+           caption="Test accuracy of each model under the two conditions of each comparison, a faint line joining "
+                   "a model's two values, with the Wilcoxon p above: lines that mostly slope one way are a paired "
+                   "effect even where the violins overlap.")
 
 # %% [markdown]
 # ## 6. Beyond the paper
@@ -214,7 +261,10 @@ scored["top_pepr"] = scored[f"rank_{main}"] == 1
 front = an.pareto_table(scored, "test_acc", cost, by=main)
 rep.table(front, "pareto_front")
 rep.figure(lambda: an.pareto_plot(scored, x=cost, y="test_acc", highlight="top_pepr",
-                                     highlight_label=f"top PePR-{key.upper()}"), "pareto_front")
+                                     highlight_label=f"top PePR-{key.upper()}"), "pareto_front",
+           caption=f"{an.label(cost).capitalize()} against test accuracy per experiment: the Pareto front (blue "
+                   "step line) holds the models no other beats on both; grey ones are dominated; the circled model "
+                   f"tops {an.label(main)}, always a point of the front.")
 rep.text(rp.say_pareto(front, scored, by=main))
 
 # %% [markdown]
@@ -225,8 +275,12 @@ rep.text(rp.say_reference(ref, bool(reference), resources))
 ref_cols = [c for c in (main, f"pepr_ref_{key}") if c in scored.columns]
 rep.table(scored[["experiment", "model", "test_acc", cost, *ref_cols]], "pepr_fixed_reference", show=10)
 rep.figure(lambda: an.scatter_vs_params(scored, ref_cols[-1], x=main, facet="experiment", logx=False,
-                                           xlabel=f"PePR-{key.upper()}, min-max (per experiment)",
-                                           ylabel=f"PePR-{key.upper()}, fixed reference"), "pepr_minmax_vs_reference")
+                                           xlabel=f"PePR-{key.upper()}, min-max per experiment (score, 0–1)",
+                                           ylabel=f"PePR-{key.upper()}, fixed reference (score, 0–1)"),
+           "pepr_minmax_vs_reference",
+           caption=f"Each model's {an.label(main)} normalised min-max within its experiment (x) against the "
+                   "fixed-reference score (y): points on a rising line rank alike under both; scatter means the "
+                   "ranking depends on which other models ran.")
 rep.text(rp.say_agreement(an.rank_agreement(scored, ref_cols),
                           "Rank agreement (Kendall's τ) between min-max and fixed-reference PePR:"))
 
@@ -251,8 +305,10 @@ seeds = an.seed_summary(per_seed, ("test_acc", main))
 rep.table(seeds, "seed_intervals", show=10)
 if not facts["single_seed"]:
     rep.figure(lambda: an.interval_plot(seeds, mean=f"{main}_mean", lo=f"{main}_lo", hi=f"{main}_hi",
-                                           xlabel=f"PePR-{key.upper()} (mean, 95% interval over seeds)"),
-               "seed_intervals")
+                                           xlabel=f"PePR-{key.upper()} (score, 0–1): mean and 95% interval over seeds"),
+               "seed_intervals",
+               caption=f"Each model's {an.label(main)}, mean over seeds with its 95% interval, best at the top of "
+                       "each experiment: models whose intervals overlap are not told apart by these seeds.")
 predictions = an.load_predictions(ok)
 stability = pd.concat([an.top_rank_stability(ok, by, n_boot=n_boot, seed=seed, resources=resources,
                                              predictions=predictions) for by in ("test_acc", main)],
@@ -268,8 +324,10 @@ agree = an.rank_agreement(scored, ("test_acc", main, "pepr_t"))
 rep.table(agree, "rank_agreement")
 if agree["tau"].notna().any():
     rep.figure(lambda: an.value_heatmap(agree.pivot(index="experiment", columns="pair", values="tau"),
-                                           cbar_label="Kendall's τ", title="Rank agreement per experiment"),
-               "rank_agreement")
+                                           cbar_label="Kendall's τ (−1 to 1)", title="Rank agreement per experiment"),
+               "rank_agreement",
+               caption="Kendall's τ between two rankings of the models of each experiment (rows), per pair of "
+                       "rankings (columns): blue cells (τ near 1) rank alike, red ones reverse each other.")
 rep.text(rp.say_agreement(agree, "Kendall's τ between rankings (1: same order, 0: unrelated, −1: reversed)."))
 
 # %% [markdown]

@@ -89,3 +89,31 @@ def bare_venv(folder: Path) -> tuple[str, Path]:
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                check=True, capture_output=True, text=True).stdout.strip())
     return python, site
+
+
+@pytest.fixture(scope="session")
+def synthetic_report(tmp_path_factory) -> tuple[Path, str, float]:
+    """The report of test_analysis's synthetic study (``write_study``), built once for every test that reads
+    it: its folder, what the build wrote to stderr (fd 2, the kernel's too) and how long it took."""
+    import time
+
+    from test_analysis import write_study
+
+    from pepr_utils.report.build import build_report
+
+    folder = tmp_path_factory.mktemp("synthetic-report")
+    runs = write_study(folder / "study")
+    err = folder / "stderr.txt"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(err, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            start = time.perf_counter()
+            out = build_report(runs, folder / "report", budget={"energy_kwh": 0.01}, n_boot=200)
+            elapsed = time.perf_counter() - start
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+    return out, err.read_text(), elapsed

@@ -313,13 +313,14 @@ def test_epoch_swing_from_histories(study):
 
 
 # ----------------------------------------------------------------------------- notebook / report
-EXPECTED_FIGURES = {"test_acc_vs_params", "energy_kwh_vs_params", "pepr_e_vs_params", "pepr_all_vs_params",
+EXPECTED_FIGURES = {"headline", "test_acc_vs_params", "energy_kwh_vs_params", "pepr_e_vs_params", "pepr_all_vs_params",
                     "pepr_profile", "paired_test_acc", "pareto_front", "pepr_minmax_vs_reference",
                     "seed_intervals", "rank_agreement"}
 EXPECTED_TABLES = {"overview", "excluded_runs", "pepr_scores", "pepr_scores_short", "top5_pepr_e", "top5_pepr_c",
                    "top5_pepr_t", "top5_pepr_m", "best_per_experiment", "paired_tests", "pareto_front",
                    "pepr_fixed_reference", "epoch_swing", "pepr_auc", "seed_intervals", "top_rank_stability",
-                   "rank_agreement", "recommendations", "paper_questions", "verdicts", "verdicts_by_seed"}
+                   "rank_agreement", "recommendations", "paper_questions", "verdicts", "verdicts_by_seed",
+                   "verdicts_summary"}
 
 
 def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
@@ -342,13 +343,9 @@ def _check_report(out: Path, figures: set[str], tables: set[str]) -> str:
     return (out / "summary.md").read_text()
 
 
-def test_report_on_the_synthetic_study(study, tmp_path, capfd):
-    from pepr_utils.report.build import build_report
-
-    start = time.perf_counter()
-    out = build_report(study, tmp_path / "report", budget={"energy_kwh": 0.01}, n_boot=200)
-    elapsed = time.perf_counter() - start
-    assert "TCP" not in capfd.readouterr().err  # the kernel runs over IPC: no "running over TCP" warning
+def test_report_on_the_synthetic_study(synthetic_report):
+    out, stderr, elapsed = synthetic_report  # conftest: built once, from write_study below
+    assert "TCP" not in stderr  # the kernel runs over IPC: no "running over TCP" warning
     summary = _check_report(out, EXPECTED_FIGURES, EXPECTED_TABLES)
     assert "2 failed and 1 incompatible" in summary
     assert "min-max PePR is undefined" in summary and SINGLE in summary
@@ -365,7 +362,7 @@ def test_report_on_the_synthetic_study(study, tmp_path, capfd):
         assert t["ttest_p"] == pytest.approx(stats.ttest_rel(pairs["a"], pairs["b"]).pvalue)
     front = pd.read_csv(out / "tables" / "pareto_front.csv")
     assert set(front.loc[front["experiment"] == EXPERIMENT, "model"]) == FRONT
-    print(f"report on {len(list(study.iterdir()))} records built in {elapsed:.1f} s")
+    print(f"report on the synthetic study built in {elapsed:.1f} s")
 
 
 def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
@@ -401,6 +398,9 @@ def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     assert "No paired comparison is possible" in summary
     assert "Figure `paired_test_acc` skipped" in summary
     assert "single epoch" in summary  # the smoke runs train one epoch: no swing to measure
+    from test_report_layout import check_structure
+
+    check_structure((out / "report.html").read_text(encoding="utf-8"))  # the answer first, on real records too
     # one seed, but the runs saved their test predictions: the bootstrap resamples the test set
     stability = pd.read_csv(out / "tables" / "top_rank_stability.csv")
     smoke_stab = stability[stability["experiment"].str.contains("pneumoniamnist")]
@@ -451,5 +451,9 @@ def test_report_with_energy_and_co2_unrecorded(study, tmp_path):
     out = build_report(csv, tmp_path / "report", n_boot=50)
     summary = (out / "summary.md").read_text()
     assert "PePR-T" in summary and "Not recorded, so not scored: PePR-E, PePR-C" in summary
+    assert "energy not recorded" in summary.splitlines()[2]  # the study line says so
+    from test_report_layout import check_structure
+
+    check_structure((out / "report.html").read_text(encoding="utf-8"))
     agree = pd.read_csv(out / "tables" / "rank_agreement.csv")
     assert set(agree["x"]) | set(agree["y"]) == {"test_acc", "pepr_t"}  # the fallback headline is not repeated

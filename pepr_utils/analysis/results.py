@@ -212,6 +212,10 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
                                 - (runs["status"] == "incompatible").sum()),
         "experiments": sorted(ok["experiment"].unique()) if len(ok) else [],
         "datasets": sorted(ok["dataset"].astype(str).unique()) if len(ok) else [],
+        "sizes": sorted(int(s) for s in pd.to_numeric(ok["size"], errors="coerce").dropna().unique())
+        if len(ok) and "size" in ok.columns else [],
+        "seeds": sorted(int(s) for s in pd.to_numeric(ok["seed"], errors="coerce").dropna().unique())
+        if len(ok) and "seed" in ok.columns else [],
         "models": sorted(ok["model"].astype(str).unique()) if len(ok) else [],
         "max_seeds": int(seeds.max()) if len(seeds) else 0,
         "single_seed": bool(len(seeds) == 0 or seeds.max() <= 1),

@@ -31,14 +31,22 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, hide_co
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=hide_code,
+    # Figures are outputs, embedded as data URIs whatever embed_images says; embed_images only inlines
+    # files a Markdown cell links to (the report has none), and it re-parses every HTML block of a Markdown
+    # cell on its own, which closes a <details> before the Markdown it folds.
+    exporter = HTMLExporter(template_name="lab", embed_images=False, exclude_input=hide_code,
                             exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(
         nb, resources={"metadata": {"path": str(Path(notebook).parent), "name": title}})
     # The template loads require.js and MathJax from a CDN; the report uses neither (no widgets, no
     # LaTeX), so drop them: the file then needs no network at all.
     body = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    if hide_code:  # a code cell with neither code nor output shown is an empty band: the answer moves up
+        body = body.replace("</head>", f"<style>{_HIDE_EMPTY_CELLS}</style>\n</head>", 1)
     return atomic_write_text(html, body)
+
+
+_HIDE_EMPTY_CELLS = ".jp-CodeCell.jp-mod-noInput.jp-mod-noOutputs { display: none; }"
 
 
 def notebook_path() -> Path:

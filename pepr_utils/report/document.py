@@ -1,18 +1,15 @@
-"""Writing the analysis report: its files, and the sentences that read the numbers.
+"""The sentences that read the numbers of the analysis report.
 
-:class:`Report` is what notebook ``04_analysis`` writes through: each figure goes to
-``figures/<name>.png|pdf``, each table to ``tables/<name>.csv|md``, each paragraph to ``summary.md``,
-and ``manifest.json`` lists them all. The ``say_*`` functions turn analysis tables into Markdown
-sentences, so the report's words always match its numbers (nothing is hard-coded). ``pepr report``
-(executing the notebook and exporting the HTML) is :mod:`pepr_utils.report.build`.
+The ``say_*`` functions turn analysis tables into Markdown sentences, so the report's words always match
+its numbers (nothing is hard-coded). Notebook ``04_analysis`` writes them through
+:class:`~pepr_utils.report.writer.Report`; the first screen's sentences are
+:mod:`~pepr_utils.report.first_screen`'s, and ``pepr report`` (executing the notebook and exporting the
+HTML) is :mod:`pepr_utils.report.build`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,106 +17,7 @@ import pandas as pd
 from ..analysis.columns import label
 from ..analysis.comparisons import pair_unit
 from ..analysis.formatting import fmt, fmt_p, fmt_params, plural
-from ..errors import PeprError
-from ..fileio import atomic_write_text
 from ..resources import RESOURCES as RESOURCE_TABLE
-
-
-# ------------------------------------------------------------------------------------------ writer
-class Report:
-    """Collects a report's files under ``out_dir`` and shows each item in the notebook as it goes."""
-
-    def __init__(self, out_dir: str | os.PathLike, *, show: bool = True):
-        self.out_dir = Path(out_dir)
-        self.figures_dir = self.out_dir / "figures"
-        self.tables_dir = self.out_dir / "tables"
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        self.tables_dir.mkdir(parents=True, exist_ok=True)
-        self.show = show
-        self.files: list[Path] = []
-        self.paragraphs: list[str] = []
-
-    def figure(self, fig, name: str) -> list[Path]:
-        """Show ``fig``, write it as PNG and PDF, close it.
-
-        ``fig`` may be a function making the figure: if it raises :class:`PeprError` (nothing to
-        draw, e.g. no paired runs), the report says the figure was skipped and why, and goes on.
-        """
-        from ..analysis.plots import save_figure
-
-        if callable(fig):
-            try:
-                fig = fig()
-            except PeprError as exc:
-                self.text(f"*(Figure `{name}` skipped: {exc}.)*")
-                return []
-        paths = save_figure(fig, self.figures_dir, name)  # closes fig, so the notebook shows it once
-        self.files += paths
-        if self.show:
-            from IPython.display import Image
-
-            _display(Image(data=paths[0].read_bytes(), format="png", width=min(1100, _png_width(paths[0]))))
-        return paths
-
-    def table(self, df: pd.DataFrame, name: str, *, show: bool | int = True, digits: int = 4) -> list[Path]:
-        """Write ``df`` as CSV (full precision) and Markdown; show it rounded (``show=n``: first n rows)."""
-        from ..analysis.plots import save_table
-
-        paths = save_table(df, self.tables_dir, name, floatfmt=f".{digits}g")
-        self.files += paths
-        if self.show and show is not False and len(df):
-            shown = df.head(show) if show is not True else df
-            numeric = shown.select_dtypes("number").columns
-            _display(shown.style.format(lambda v: fmt(v, digits), subset=list(numeric), na_rep="–")
-                     .hide(axis="index"))
-        return paths
-
-    def text(self, markdown: str) -> str:
-        """Show a paragraph and keep it for ``summary.md``."""
-        if markdown:
-            self.paragraphs.append(markdown)
-            if self.show:
-                _display_markdown(markdown)
-        return markdown
-
-    def finish(self, title: str = "PePR analysis report") -> Path:
-        """Write ``summary.md`` (every paragraph) and ``manifest.json`` (every file, with its size)."""
-        summary = self.out_dir / "summary.md"
-        atomic_write_text(summary, f"# {title}\n\n" + "\n\n".join(self.paragraphs) + "\n")
-        self.files.append(summary)
-        manifest = self.out_dir / "manifest.json"
-        entries = [{"path": str(p.relative_to(self.out_dir)), "bytes": p.stat().st_size}
-                   for p in dict.fromkeys(self.files) if p.exists()]
-        atomic_write_text(manifest, json.dumps({"files": entries}, indent=2) + "\n")
-        return manifest
-
-    def listing(self) -> pd.DataFrame:
-        """The files written so far (for the report's last section)."""
-        rows = [{"file": str(p.relative_to(self.out_dir)), "kB": round(p.stat().st_size / 1024, 1)}
-                for p in dict.fromkeys(self.files) if p.exists()]
-        return pd.DataFrame(rows)
-
-
-def _png_width(path: Path) -> int:
-    """Pixel width from a PNG header (to show figures at their natural size, saved at 150 dpi)."""
-    head = path.read_bytes()[16:24]
-    return int.from_bytes(head[:4], "big") * 2 // 3 if len(head) == 8 else 800
-
-
-def _display(obj) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with the notebook stack
-        return
-    display(obj)
-
-
-def _display_markdown(text: str) -> None:
-    try:
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover
-        return
-    display(Markdown(text))
 
 
 # ------------------------------------------------------------------------------------- formatting
@@ -248,10 +146,11 @@ def say_floor(scored: pd.DataFrame) -> str:
             "scores them near 0:\n\n" + _bullets(lines))
 
 
-def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) -> str:
+def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None, *, terms: bool = True) -> str:
     """The verdict on each of the paper's claims in one sentence, whether it survives Holm's correction
-    and whether it holds in every seed."""
-    from ..analysis.verdicts import DECIDED, UNTESTED, VERDICTS
+    and whether it holds in every seed; ``terms`` opens with :func:`say_verdict_terms` (the report folds
+    the two apart)."""
+    from ..analysis.verdicts import DECIDED, UNTESTED
 
     lines = []
     for i, v in verdicts.reset_index(drop=True).iterrows():
@@ -272,12 +171,19 @@ def say_verdicts(verdicts: pd.DataFrame, by_seed: pd.DataFrame | None = None) ->
                      f"{int(v['n'])} {v['units']} in {int(v['clusters'])} contexts ({int(v['seeds'])} seed(s) each), "
                      f"Wilcoxon {fmt_p(v['p'])}, r = {fmt(v['effect_r'], 2)}, margin {fmt(v['margin'])}"
                      + (f"; {v['why']}" if v["why"] else "") + "." + holm + held)
+    return (say_verdict_terms() + "\n\n" if terms else "") + _bullets(lines)
+
+
+def say_verdict_terms() -> str:
+    """How the verdicts are reached and what each verdict word means (the vocabulary)."""
+    from ..analysis.verdicts import VERDICTS
+
     legend = "; ".join(f"*{k}*: {d}" for k, d in VERDICTS.items())
     return ("Each claim of the paper tested on these runs, only on models that beat their majority-class floor. "
             "The estimate is the Hodges-Lehmann estimate of the units' seed means (what the signed-rank test "
             "tests; its sign gives the direction with the rank-biserial r); intervals resample contexts, the "
             "units within them and their seeds. Holm's correction runs over the claims of this table. "
-            f"Verdicts: {legend}.\n\n" + _bullets(lines))
+            f"Verdicts: {legend}.")
 
 
 def say_constant_predictors(ok: pd.DataFrame, tol: float = 1e-3) -> str:
