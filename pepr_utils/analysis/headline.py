@@ -29,19 +29,16 @@ def paper_experiments_like(scored: pd.DataFrame) -> tuple[list[str], str]:
     """The paper's experiments run as ours were (dataset, pretrained or not, training fraction), and how
     they were chosen: the same set-up; else the paper's experiments on our datasets; else all of them.
     Our linear probes and checkpoint starts match no experiment of the paper (it fine-tuned from ImageNet)."""
-    from ..paper.reference import EXPERIMENTS
+    from ..paper.reference import EXPERIMENTS, matching_experiments
 
     mine = scored[["dataset", "regime", "fraction"]].drop_duplicates() if len(scored) else scored
-    same = [name for name, e in EXPERIMENTS.items()
-            if any(r.dataset == e["dataset"] and np.isclose(float(r.fraction), e["fraction"])
-                   and (r.regime == "scratch" if not e["pretrained"] else r.regime == "imagenet-full")
-                   for r in mine.itertuples())]
+    same = {name for r in mine.itertuples() if r.regime in ("scratch", "imagenet-full")
+            for name in matching_experiments(r.dataset, r.fraction, r.regime == "imagenet-full")}
     if same:
-        return same, "the same dataset, regime and training fraction as ours"
-    datasets = set(mine["dataset"].astype(str)) if len(mine) else set()
-    on_ours = [name for name, e in EXPERIMENTS.items() if e["dataset"] in datasets]
+        return [n for n in EXPERIMENTS if n in same], "the same dataset, regime and training fraction as ours"
+    on_ours = {name for ds in (mine["dataset"].astype(str).unique() if len(mine) else []) for name in matching_experiments(ds)}
     if on_ours:
-        return on_ours, "our datasets, though none in our regime and fraction"
+        return [n for n in EXPERIMENTS if n in on_ours], "our datasets, though none in our regime and fraction"
     return list(EXPERIMENTS), "none on our datasets, so all of the paper's experiments"
 
 

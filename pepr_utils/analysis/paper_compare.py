@@ -1,5 +1,6 @@
 """Our study beside the paper's published rows: the paper's own effect for each claim, and our rankings
-beside the paper's for the models in both.
+beside the paper's for the models in both (the paper's experiment at our dataset and fraction,
+``paper.matching_experiments``).
 
 The paper's effect is measured with our own claims' statistics (:func:`~pepr_utils.analysis.verdicts.verdict_table`)
 on its published rows (``paper.load_model_rows``), in the contrasts our study runs (100% against 10% of
@@ -24,12 +25,6 @@ from .verdicts import verdict_table
 
 #: The paper's experiments whose contrasts match ours (100% vs 10%, pretrained vs scratch at 100%).
 PAPER_EXPERIMENTS = ("derma", "derma_pt", "derma_small", "lidc", "lidc_small", "pneumonia", "pneumonia_small")
-#: Our dataset name -> the paper's experiment at each training fraction, for the rankings beside the paper.
-PAPER_EXPERIMENT_OF: dict[str, dict[float, str]] = {
-    "pneumoniamnist": {1.0: "pneumonia", 0.1: "pneumonia_small"},
-    "dermamnist": {1.0: "derma_pt", 0.1: "derma_small"},
-    "lidc": {1.0: "lidc", 0.1: "lidc_small"},
-}
 
 
 def paper_runs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +80,15 @@ def _shared_scores(table: pd.DataFrame, perf: str, cost: str) -> pd.DataFrame:
     return pepr(table, perf, {"shared": cost})
 
 
+def _paper_experiment(dataset: str, fraction: float, regime: str) -> str | None:
+    """The paper's experiment at our dataset and fraction, in our regime where the paper ran it (its
+    pneumonia and LIDC runs are all fine-tuned from ImageNet, so our scratch runs meet those)."""
+    from ..paper.reference import matching_experiments
+
+    same = matching_experiments(dataset, fraction, regime != "scratch")
+    return (same or matching_experiments(dataset, fraction) or [None])[0]
+
+
 def ranks_beside_paper(ok: pd.DataFrame, rows: pd.DataFrame, *, cost: str = "energy_kwh",
                        regime: str = "scratch") -> pd.DataFrame:
     """For each of our experiments (``regime``, at a fraction the paper ran) and the models it shares with
@@ -95,7 +99,7 @@ def ranks_beside_paper(ok: pd.DataFrame, rows: pd.DataFrame, *, cost: str = "ene
     ours = ok[ok["regime"] == regime]
     parts = []
     for (exp, ds, frac), g in ours.groupby(["experiment", "dataset", "fraction"], sort=True):
-        target = PAPER_EXPERIMENT_OF.get(ds, {}).get(float(frac))
+        target = _paper_experiment(ds, frac, regime)
         theirs = rows[rows["experiment"] == target] if target else rows.iloc[:0]
         mine = g.groupby("model", as_index=False).agg(num_params=("num_params", "first"), test_acc=("test_acc", "mean"),
                                                        cost=(cost, "mean"))

@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import settings
@@ -144,6 +145,14 @@ def load_models(
 ) -> pd.DataFrame:
     """The 131 models (``model_names.csv``): parameter count, type (CNN/Other) and the efficient flag."""
     return _read("model_names.csv", reference_dir, cache_dir, offline)
+
+
+def matching_experiments(dataset: str, fraction: float | None = None, pretrained: bool | None = None) -> list[str]:
+    """The paper's experiments on ``dataset``, at ``fraction`` and from ImageNet weights or not when given
+    (:data:`EXPERIMENTS`): the one place our experiments are matched to the paper's."""
+    return [name for name, e in EXPERIMENTS.items() if e["dataset"] == dataset
+            and (fraction is None or np.isclose(float(fraction), e["fraction"]))
+            and (pretrained is None or bool(pretrained) == e["pretrained"])]
 
 
 #: The published scored rows' columns, renamed to the names our run records give the same quantity
