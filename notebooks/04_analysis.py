@@ -87,6 +87,11 @@ main, cost = f"pepr_{key}", resources[key]
 histories = an.load_histories(runs[runs["status"] == "ok"])  # per-epoch accuracy: the cost to a target
 verdicts = an.verdict_table(ok, resources=resources, by=main, seed=seed, histories=histories)
 by_seed = an.verdicts_by_seed(ok, verdicts, resources=resources, by=main, seed=seed, histories=histories)
+# The paper's own effect for each claim, measured the same way on its published rows: an inconclusive
+# verdict then says whether the design could have seen an effect that large (None when offline).
+paper_all, paper_all_note = an.published_rows()
+verdicts = an.with_paper_effects(verdicts, None if paper_all is None else
+                                 an.paper_effects(paper_all, resources=resources, by=main, seed=seed))
 ref = an.parse_reference(reference) or an.default_reference(ok, resources)
 scored = an.add_model_type(an.score_table(an.model_table(ok), resources=resources, reference=ref))
 
@@ -129,6 +134,26 @@ floor = an.at_floor(ok)
 rep.table(floor, "at_floor")
 rep.text(rp.say_at_floor(floor, ok))
 rep.text(rp.say_constant_predictors(ok))
+
+# %% [markdown]
+# ### Our rankings beside the paper's
+#
+# For the models both studies ran, at the same dataset and training fraction: our rank by accuracy and by
+# PePR-E beside the paper's published one (the paper fine-tuned every model from ImageNet for 10 epochs;
+# ours are trained as this study's grid says). Ranks are taken among the shared models only and PePR is
+# recomputed on each side over them, so each side keeps one normalisation.
+
+# %%
+beside = an.ranks_beside_paper(ok, paper_all, cost=cost) if paper_all is not None else None
+agreement = an.rank_agreement_with_paper(beside, seed=seed) if beside is not None and len(beside) else None
+if agreement is not None:
+    rep.table(agreement, "paper_rank_agreement")
+    rep.table(beside, "paper_ranks_beside", show=False)
+    rep.figure(lambda: an.paper_beside_plot(beside, agreement), "paper_ranks_beside",
+               caption="**Do the two studies order the shared models alike?** Each point is one model both ran: "
+                       "the paper's rank (x) against ours (y), 1 = best, by accuracy (left) and PePR-E (right). "
+                       "On the grey diagonal the two agree; the title gives Kendall's τ with its 95% interval.")
+rep.text(rp.say_beside_paper(agreement, paper_all_note, available=paper_all is not None))
 
 # %% [markdown]
 # ### How much data pretraining saves

@@ -117,3 +117,18 @@ def test_the_papers_own_effects_and_our_ranks_beside_its_pneumonia_rows(referenc
     assert tau.set_index("measure").loc["accuracy", "tau"] < 0
     fig = pc.paper_beside_plot(beside, agree)
     assert len(fig.axes) == 2 and "tau = 1.00" in fig.axes[0].get_title()
+
+
+def test_the_report_says_the_agreement_with_the_paper_and_the_reach_of_an_inconclusive_verdict():
+    from pepr_utils.report import document, first_screen
+
+    agree = pd.DataFrame({"experiment": ["p-1"], "paper_experiment": ["pneumonia"], "measure": ["accuracy"],
+                          "models": [9], "tau": [0.5], "ci_lo": [0.1], "ci_hi": [0.8], "p": [0.06]})
+    said = document.say_beside_paper(agree, "")
+    assert "Kendall's τ = 0.5 [0.1, 0.8]" in said and "9 models in both" in said and "rankings agree" in said
+    assert "not available" in document.say_beside_paper(None, "the rows are not available here", available=False)
+    assert "shares two or more models" in document.say_beside_paper(None, "", available=True)
+    row = {"verdict": "inconclusive", "detectable": 0.031,
+           "why": "p = 0.3; the paper's own effect, +0.0617, is within what the design detects: it would have seen it"}
+    plain = first_screen.plain_why(row)
+    assert "detects effects of 0.031 or more" in plain and "could have seen the paper's (+0.0617)" in plain

@@ -60,7 +60,7 @@ def candidates(max_params: float, extra: list[str]) -> list[str]:
     return names + [m for m in extra if m not in names]
 
 
-def measure(name: str, data, size: int, images: int, threads: int, time_resized: bool = False) -> dict:
+def measure(name: str, data, size: int, images: int, threads: int, max_resize: float = 1.5) -> dict:
     """One candidate's plan, parameters and CPU-seconds per training image and per evaluated image."""
     import torch
 
@@ -72,8 +72,8 @@ def measure(name: str, data, size: int, images: int, threads: int, time_resized:
     row: dict = {"model": name}
     plan = plan_input(name, size)
     row.update(plan_status=plan.status, run_size=plan.run_size, reason=plan.reason)
-    if plan.status == "incompatible" or (plan.status == "resize" and not time_resized):
-        return row  # a resized model costs (run_size / size)^2 times more per image: not a candidate here
+    if plan.status == "incompatible" or (plan.status == "resize" and plan.run_size > max_resize * size):
+        return row  # a model resized far beyond the data costs (run_size / size)^2 times more per image
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net, _ = create_model(name, data.n_classes, data.n_channels)
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=256, help="training images timed per model (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: 2 workers on 2 cores)")
     parser.add_argument("--cells", nargs="*", default=list(DEFAULT_CELLS), help="study cells FRACTIONxEPOCHS")
-    parser.add_argument("--time-resized", action="store_true", help="also time models that need a resize")
+    parser.add_argument("--max-resize", type=float, default=1.5, help="time a model that needs a resize only up to "
+                        "this factor of the data size (default 1.5: 28 -> 42 px; 256 px models are not timed)")
     parser.add_argument("--out", default="outputs/pilot/cost_pilot.csv")
     args = parser.parse_args(argv)
     cells = [parse_cell(c) for c in args.cells]
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in (bar := tqdm(names, desc="cost pilot", unit="model")):
         bar.set_postfix_str(name)
         try:
-            rows.append(measure(name, data, args.size, args.images, args.threads, args.time_resized))
+            rows.append(measure(name, data, args.size, args.images, args.threads, args.max_resize))
         except Exception as exc:  # a candidate that breaks is a finding of the pilot, not its end
             rows.append({"model": name, "plan_status": "error", "reason": f"{type(exc).__name__}: {exc}"[:200]})
     table = pd.DataFrame(rows)

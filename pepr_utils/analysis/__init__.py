@@ -24,6 +24,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "verdicts": ("DECIDED", "UNTESTED", "at_floor", "verdict_table", "verdicts_by_seed"),
     "data_curve": ("data_efficiency", "smallest_matching_fraction"),
     "model_tests": ("stratified_rank_correlation", "detectable_effect"),
-    "paper_compare": ("paper_runs", "paper_effects", "with_paper_effects", "ranks_beside_paper",
+    "paper_compare": ("PAPER_EXPERIMENTS", "published_rows", "paper_runs", "paper_effects", "with_paper_effects", "ranks_beside_paper",
         "rank_agreement_with_paper", "paper_beside_plot"),
 })

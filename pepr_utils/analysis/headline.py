@@ -46,14 +46,11 @@ def paper_beside(scored: pd.DataFrame, reference_dir: str | os.PathLike | None =
                  *, offline: bool | None = None) -> tuple[pd.DataFrame | None, str]:
     """The paper's rows to draw beside ``scored`` (our model table) and a phrase saying which they are;
     ``(None, why)`` when the published file cannot be had here (the report goes on without them)."""
-    from ..paper.reference import load_model_rows
+    from .paper_compare import published_rows
 
     names, how = paper_experiments_like(scored)
-    try:
-        rows = load_model_rows(names, reference_dir, offline=offline)
-    except PeprError as exc:
-        return None, f"the paper's published rows are not available here ({exc})"
-    return rows, f"the paper's {len(rows)} model-experiments in {', '.join(names)} ({how})"
+    rows, said = published_rows(names, reference_dir, offline=offline)
+    return rows, (said if rows is None else f"{said} ({how})")
 
 
 def trend_line(x: pd.Series, y: pd.Series, *, logx: bool = True) -> tuple[np.ndarray, np.ndarray, float]:

@@ -15,16 +15,32 @@ are never set against ranks from another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..errors import PeprError
 from ..score import pepr
 from .verdicts import verdict_table
 
 #: The paper's experiments whose contrasts match ours (100% vs 10%, pretrained vs scratch at 100%).
 PAPER_EXPERIMENTS = ("derma", "derma_pt", "derma_small", "lidc", "lidc_small", "pneumonia", "pneumonia_small")
+
+
+def published_rows(experiments: Sequence[str] = PAPER_EXPERIMENTS, reference_dir: str | os.PathLike | None = None,
+                   *, offline: bool | None = None) -> tuple[pd.DataFrame | None, str]:
+    """The paper's published rows of ``experiments`` (``paper.load_model_rows``) and a phrase saying which,
+    or ``(None, why)`` when the file cannot be had here (offline without ``PEPR_REFERENCE_DIR``): a report
+    goes on without the paper, saying so."""
+    from ..paper.reference import load_model_rows
+
+    try:
+        rows = load_model_rows(list(experiments), reference_dir, offline=offline)
+    except PeprError as exc:
+        return None, f"the paper's published rows are not available here ({exc})"
+    return rows, f"the paper's {len(rows)} model-experiments in {', '.join(experiments)}"
 
 
 def paper_runs(rows: pd.DataFrame) -> pd.DataFrame:

@@ -14,5 +14,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "document": ("say_study", "say_excluded", "say_best", "say_floor",
         "say_verdicts", "say_verdict_terms", "say_constant_predictors", "say_at_floor", "say_data_efficiency",
         "say_params_trend", "say_paired", "say_pareto", "say_agreement", "say_reference", "say_seeds", "say_auc", "say_recommend",
-        "say_questions"),
+        "say_questions", "say_beside_paper"),
 })

@@ -407,6 +407,24 @@ def say_recommend(rec: pd.DataFrame, budget: Mapping[str, float], derived: bool)
     return head + "\n\n" + _bullets(lines)
 
 
+def say_beside_paper(agreement: pd.DataFrame | None, note: str, available: bool = True) -> str:
+    """How well our rankings agree with the paper's on the models both ran (Kendall's tau with its
+    interval, per experiment and measure), or why there is nothing to compare (``available``: whether the
+    paper's rows could be read; ``note`` says why not)."""
+    if agreement is None or not len(agreement):
+        return (f"No ranking beside the paper's: {note}." if not available else
+                "No ranking beside the paper's: none of our experiments shares two or more models with the "
+                "paper's experiment at the same dataset and training fraction.")
+    lines = []
+    for _, a in agreement.iterrows():
+        strength = ("agree" if a["ci_lo"] > 0 else "disagree" if a["ci_hi"] < 0 else "cannot be told apart from no relation")
+        lines.append(f"{a['experiment']} beside the paper's {a['paper_experiment']} ({int(a['models'])} models in both), "
+                     f"ranked by {a['measure']}: Kendall's τ = {fmt(a['tau'], 2)} [{fmt(a['ci_lo'], 2)}, "
+                     f"{fmt(a['ci_hi'], 2)}] ({fmt_p(a['p'])}): the two rankings {strength}.")
+    return ("Ranks are taken among the shared models only, and PePR is recomputed on each side over those "
+            "models (one normalisation per side); the interval resamples the shared models.\n\n" + _bullets(lines))
+
+
 def say_questions(questions: pd.DataFrame) -> str:
     """One line per question: how many experiments/comparisons answer it which way."""
     if not len(questions):

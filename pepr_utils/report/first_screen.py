@@ -86,6 +86,12 @@ def plain_why(row: Mapping, seeds: str = "") -> str:
             "worse than the margin the claim allows"
     elif verdict == "inconclusive":
         text = "too uncertain: the interval holds both no effect and the claimed size"
+        reach = re.search(r"the paper's own effect, ([^,]+), is (within|smaller)", why)
+        if np.isfinite(float(row.get("detectable", np.nan))):
+            text += f"; the design detects effects of {fmt(float(row['detectable']))} or more"
+        if reach:
+            text += (f", so it could have seen the paper's ({reach.group(1)})" if reach.group(2) == "within"
+                     else f", larger than the paper's own ({reach.group(1)})")
     elif verdict.startswith("not robust"):
         text = "test accuracy and balanced accuracy as P disagree"
     elif verdict == "not testable (models at their floor)":
