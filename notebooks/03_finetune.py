@@ -66,7 +66,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("pepr_utils") is N
     importlib.invalidate_caches()
 
 # %% tags=["parameters"]
-model = "tf_efficientnet_lite0"  # any timm model name (with ImageNet weights for weights="imagenet")
+model = "tf_efficientnet_lite0"  # any timm model name (one with ImageNet weights, for weights "imagenet")
 dataset = "pneumoniamnist"  # a MedMNIST 2D flag (pneumoniamnist, dermamnist, ...) or "lidc"
 size = 28  # image size in px: 28, 64, 128, 224 or 256
 fraction = 1.0  # share of the training split used, in (0, 1]

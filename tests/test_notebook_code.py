@@ -52,3 +52,16 @@ def test_notebook_parameter_defaults_are_the_run_defaults(name):
     for key, value in values.items():
         if key in expected and key != "device" and not (key == "weights" and name == "03_finetune"):
             assert value == expected[key], key  # 03 starts from imagenet
+
+
+@pytest.mark.parametrize("name", ["00_paper_results", "01_data_prep", "02_train", "03_finetune", "04_analysis"])
+def test_papermill_reads_every_parameter_of_the_parameters_cell(name):
+    """papermill's own parser sees each parameter: a comment it cannot parse (an '=' inside it) hid
+    03's ``model`` and made every 03 run warn 'Passed unknown parameter: model'."""
+    import ast
+
+    import papermill as pm
+
+    cell = next(src for head, src in notebook_cells(NOTEBOOKS / f"{name}.py") if "parameters" in head)
+    names = [node.targets[0].id for node in ast.parse(cell).body if isinstance(node, ast.Assign)]
+    assert list(pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))) == names
