@@ -21,6 +21,7 @@ import psutil
 import pytest
 import yaml
 
+from pepr_utils import models
 from pepr_utils.cli.command import main as cli_main
 from pepr_utils.errors import PeprError
 from pepr_utils.grid.runner import collect_grid, grid_states, grid_status, run_grid, schedule_order
@@ -198,15 +199,20 @@ def test_shipped_grids_are_valid():
     pytest.importorskip("pepr_utils.models.build")
     smoke, quick, paper = (load_grid(GRIDS / f"{n}.yaml") for n in ("smoke", "quick", "paper"))
     assert len(smoke) == 2 and {r.params.epochs for r in smoke.runs} == {1}
-    # the quick study is designed for evidence (issue 17: a laptop study whose models learn)
+    # the quick study is designed for evidence (issue 17: a laptop study whose models learn; issue 25: with
+    # the power to decide: 12+ architectures from scratch per experiment, 9+ of them the paper's, 30x+ in size)
     runs = pd.DataFrame([{**r.params.as_dict(), **r.settings.as_dict()} for r in quick.runs])
     assert set(runs["dataset"]) == {"pneumoniamnist"} and {1.0, 0.1} <= set(runs["fraction"])
     assert runs["fraction"].nunique() >= 3  # a data-efficiency curve needs three fractions
     config = ["model", "dataset", "fraction", "pretrained"]
-    assert (runs.groupby(config)["seed"].nunique() >= 2).all()  # every configuration with 2+ seeds
+    assert (runs.groupby(config)["seed"].nunique() == runs["seed"].nunique()).all()  # every seed everywhere
     per_experiment = runs.groupby(["dataset", "fraction", "pretrained", "seed"])["model"].nunique()
-    assert per_experiment.xs(False, level="pretrained").min() >= 5  # every scratch experiment: 5+ models
+    assert per_experiment.xs(False, level="pretrained").min() >= 12  # every scratch experiment: 12+ models
     assert per_experiment.xs(True, level="pretrained").min() >= 3  # each pretrained experiment: 3 models
+    scratch = runs.loc[~runs["pretrained"], "model"].unique()
+    assert len(set(scratch) & set(models.catalogue_models())) >= 9  # they join the paper's published rows
+    sizes = [sum(p.numel() for p in models.create_model(m, 2, 1)[0].parameters()) for m in scratch]
+    assert max(sizes) / min(sizes) >= 30
     tuned = set(runs.loc[runs["pretrained"], "model"])
     for f in set(runs["fraction"]):  # each pretrained model paired with itself from scratch, at every fraction
         at = runs[runs["fraction"] == f]
