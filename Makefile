@@ -38,8 +38,11 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 setup: $(STAMP)  ## create .venv with the pinned stack and the notebooks' kernel
 
+# The suite runs on every core (pytest-xdist, one worker per core): TEST_WORKERS=0 runs it in this one process
+# (to debug a test), TEST_WORKERS=N on N workers.
+TEST_WORKERS ?= auto
 test: $(STAMP)  ## unit tests and notebook runs on small slices of the real data
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check pepr_utils tests benchmarks tools notebooks/*.py

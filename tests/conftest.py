@@ -48,9 +48,32 @@ def reference_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
-    """One decoded-dataset cache for the whole session, so LIDC's PNGs are decoded once."""
-    path = Path(os.environ.get("PEPR_TEST_CACHE", tmp_path_factory.mktemp("pepr-cache")))
-    return path
+    """One decoded-dataset cache for the whole session, so LIDC's PNGs are decoded once: under
+    pytest-xdist, one folder beside the workers' own (their tests share an xdist group, below)."""
+    if os.environ.get("PEPR_TEST_CACHE"):
+        return Path(os.environ["PEPR_TEST_CACHE"])
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "pepr-cache"
+        path.mkdir(exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("pepr-cache")
+
+
+#: Session fixtures that cost a minute or more to build: their tests run on one xdist worker, which builds
+#: the fixture once (a session fixture is otherwise built once per worker).
+SHARED_FIXTURES = ("synthetic_report", "session_cache")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``make test`` runs on every core (pytest-xdist, ``--dist loadgroup``): the tests of one expensive
+    session fixture go to one worker, and the tests marked ``slow`` are handed out first, so that no
+    worker is left with a long test at the end while the other idles."""
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first, in file order
 
 
 def load_tool(name: str) -> ModuleType:

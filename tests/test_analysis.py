@@ -365,6 +365,7 @@ def test_report_on_the_synthetic_study(synthetic_report):
     print(f"report on the synthetic study built in {elapsed:.1f} s")
 
 
+@pytest.mark.slow
 def test_report_on_the_smoke_grid(tmp_path, data_dir, monkeypatch):
     """Real records (the smoke grid: notebook 02, two tiny models, one seed), collected into a
     results.csv, reported together with a one-model experiment and an incompatible run."""

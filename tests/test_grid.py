@@ -229,6 +229,7 @@ def test_shipped_grids_are_valid():
 
 
 # --------------------------------------------------------------------------- execution mechanics
+@pytest.mark.slow
 def test_failures_are_isolated_recorded_and_retried(tmp_path, tiny_notebook, monkeypatch, capsys):
     """Two workers; one run raises, one kills its kernel, one times out; the other finishes."""
     path = tiny_grid(tmp_path, tiny_notebook, [0, 13, 7, 99])
@@ -317,6 +318,7 @@ def _cmdline(process: psutil.Process) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_runner_loses_nothing_and_resumes(tmp_path, tiny_notebook):
     seeds = list(range(4))
     path = tiny_grid(tmp_path, tiny_notebook, seeds, name="resume")
@@ -362,6 +364,7 @@ def test_kill_9_of_the_runner_loses_nothing_and_resumes(tmp_path, tiny_notebook)
 
 
 # --------------------------------------------------------------------------- the real smoke grid
+@pytest.mark.slow
 def test_smoke_grid_runs_notebook_02_on_two_workers(tmp_path, data_dir, monkeypatch):
     if not (ROOT / "notebooks" / "02_train.ipynb").exists():
         pytest.skip("notebooks/02_train.ipynb not there yet")

@@ -83,3 +83,11 @@ def test_only_verdicts_a_test_decided_and_that_survive_holm_are_findings(tool, t
     assert "Pretraining raises accuracy" not in findings and "Small models win" not in findings
     assert "| Pretraining raises accuracy | inconclusive" in text and "no: no test decided it" in text
     assert "p = 0.01 (not after Holm) |" in text and "no: not after Holm's correction" in text
+
+
+def test_an_inconclusive_cell_says_what_the_design_detects_and_the_papers_effect(tool, tmp_path):
+    a = make_study(tmp_path / "a", (0,), {"More data raises accuracy": ("inconclusive", True)})
+    table = a / "report" / "tables" / "verdicts.csv"
+    pd.read_csv(table).assign(detectable=0.031, paper_effect=0.0617).to_csv(table, index=False)
+    text = tool.block([tool.Study(a)])
+    assert "inconclusive: +0.05 [+0.01, +0.09], p = 0.01; the design detects 0.031 or more, the paper's own effect +0.0617" in text

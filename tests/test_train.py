@@ -238,6 +238,7 @@ def test_inference_time_is_measured_in_eval_mode_and_restores_mode():
 
 
 # --------------------------------------------------------------------------- experiments on real data
+@pytest.mark.slow
 def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights_dir, tmp_path):
     from pepr_utils.models.build import create_model
 
@@ -261,6 +262,7 @@ def test_linear_probe_leaves_the_pretrained_backbone_unchanged(data_dir, weights
     assert record["params"]["mode"] == "linear"
 
 
+@pytest.mark.slow
 def test_every_cell_of_the_notebook_can_be_run_again(data_dir, tmp_path):
     """The parameters keep their values (the network is ``net``, the torch device ``torch_device``), so
     re-running the cells after the parameters gives the same run."""
@@ -283,6 +285,7 @@ def test_every_cell_of_the_notebook_can_be_run_again(data_dir, tmp_path):
     assert again["metrics"]["test_acc"] == first["metrics"]["test_acc"]
 
 
+@pytest.mark.slow
 def test_imagenet_fine_tuning_trains_and_records_resources(data_dir, weights_dir, tmp_path):
     from pepr_utils.models.build import create_model, set_trainable
 

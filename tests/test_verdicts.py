@@ -112,7 +112,7 @@ def test_a_lone_pretrained_model_is_not_significant_by_construction():
 
 # ------------------------------------------------------------------------------------- verdict table
 def _verdicts(ok, **kw):
-    return vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=500, **kw).set_index("claim")
+    return vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=500, n_perm=2000, **kw).set_index("claim")
 
 
 def test_planted_claims_get_their_verdicts():
@@ -153,16 +153,16 @@ def test_too_few_units_are_not_testable_and_said_once():
 
 def test_verdicts_per_seed_show_whether_a_verdict_holds():
     ok = _runs(pretrain_gain=0.08)
-    v = vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=200)
-    by_seed = vd.verdicts_by_seed(ok, v, resources=RESOURCES, by="pepr_e", n_boot=200)
+    v = vd.verdict_table(ok, resources=RESOURCES, by="pepr_e", n_boot=200, n_perm=2000)
+    by_seed = vd.verdicts_by_seed(ok, v, resources=RESOURCES, by="pepr_e", n_boot=200, n_perm=2000)
     assert list(by_seed.columns) == ["claim", "all seeds", "seed 0", "seed 1", "holds in every seed"]
     assert by_seed["holds in every seed"].iloc[1]
     # a seed in which pretraining does nothing: the verdict no longer holds in every seed subset
     ok2 = ok.copy()
     flat = (ok2["seed"] == 1) & (ok2["regime"] == "imagenet-full")
     ok2.loc[flat, "test_acc"] -= 0.08
-    v2 = vd.verdict_table(ok2, resources=RESOURCES, by="pepr_e", n_boot=200)
-    by_seed2 = vd.verdicts_by_seed(ok2, v2, resources=RESOURCES, by="pepr_e", n_boot=200)
+    v2 = vd.verdict_table(ok2, resources=RESOURCES, by="pepr_e", n_boot=200, n_perm=2000)
+    by_seed2 = vd.verdicts_by_seed(ok2, v2, resources=RESOURCES, by="pepr_e", n_boot=200, n_perm=2000)
     row = by_seed2.iloc[1]
     assert row["seed 1"] != "supported" and not row["holds in every seed"]
     assert "does **not** hold in every seed subset" in rp.say_verdicts(v2, by_seed2)

@@ -37,6 +37,10 @@ def _number(row: pd.Series) -> str:
     text = f"{row['estimate']:+.3g} [{row['ci_lo']:+.3g}, {row['ci_hi']:+.3g}]"
     if pd.notna(row.get("p")):
         text += f", p = {row['p']:.2g}"
+    if row["verdict"] == "inconclusive" and pd.notna(row.get("detectable")):
+        text += f"; the design detects {row['detectable']:.2g} or more"
+        if pd.notna(row.get("paper_effect")):
+            text += f", the paper's own effect {row['paper_effect']:+.3g}"
     return text
 
 

@@ -351,21 +351,24 @@ def rank_shift(by: str) -> Callable[[pd.DataFrame], pd.Series]:
 # ------------------------------------------------------------------------------------------ claims
 def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_COLUMNS, by: str = "pepr_e",
                   alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
-                  margin: float = NONINFERIORITY_MARGIN, histories: pd.DataFrame | None = None) -> pd.DataFrame:
+                  margin: float = NONINFERIORITY_MARGIN, histories: pd.DataFrame | None = None,
+                  n_perm: int = 10000) -> pd.DataFrame:
     """One row per claim of the paper: the evidence (units, Hodges-Lehmann estimate with 95% interval,
     tests, effect r) and the verdict, from the scored runs ``ok`` (one row per run, several seeds
     allowed) and their per-epoch ``histories`` (:func:`pepr_utils.analysis.results.load_histories`; the cost to
-    a target accuracy needs them). Holm's correction runs over the claims of this table (the family)."""
+    a target accuracy needs them). Holm's correction runs over the claims of this table (the family);
+    ``n_perm`` permutations give the size claims' p (its floor is 1 / (n_perm + 1))."""
     key = by[len("pepr_"):]
     cost = resources.get(key, "energy_kwh")
     ok = with_learned(ok)
     per_seed = learned_scores(ok, resources) if len(ok) else ok
     kw = {"alpha": alpha, "n_boot": n_boot, "seed": seed}
+    size_kw = {**kw, "n_perm": n_perm}
     name = label(by)
     scored = key in resources and resources[key] in ok.columns
     rows = [
         _model_claim(ok, per_seed, scored, by, f"Small models win on {name} ({name} falls with model size)",
-                     f"Spearman rho(parameters, {name}) within experiment and seed, mean", value_of(by), kw),
+                     f"Spearman rho(parameters, {name}) within experiment and seed, mean", value_of(by), size_kw),
         _accuracy_claim(ok, "pretraining", "ImageNet pretraining raises accuracy", "pretrained - scratch",
                         "model x dataset x fraction", MARGINS["accuracy"], False, kw,
                         "no pretrained and scratch runs at the same dataset and fraction"),
@@ -379,7 +382,7 @@ def verdict_table(ok: pd.DataFrame, *, resources: Mapping[str, str] = RESOURCE_C
                         "no experiment was run at two training fractions"),
         _model_claim(ok, per_seed, scored, by, f"{name} prefers smaller models than accuracy",
                      f"Spearman rho(parameters, rank by {name} - rank by accuracy) within experiment and seed, mean",
-                     rank_shift(by), kw),
+                     rank_shift(by), size_kw),
     ]
     return _with_power(_with_holm(pd.DataFrame(rows), alpha), alpha).reindex(columns=[*COLUMNS, "seeds"])
 
@@ -397,7 +400,7 @@ def _model_claim(ok, per_seed, scored, by, claim, measure, y, kw) -> dict:
     table, counted = model_level(ok, per_seed, y)
     margin, alpha = MARGINS["rho"], kw["alpha"]
     r = stratified_rank_correlation(table, x="log_params", y="value", margin=margin, seed=kw["seed"],
-                                    n_boot=kw["n_boot"])
+                                    n_boot=kw["n_boot"], n_perm=kw["n_perm"])
     out = {"n": r["models"], "clusters": r["strata"], "estimate": r["estimate"], "ci_lo": r["ci_lo"],
            "ci_hi": r["ci_hi"], "effect_r": r["estimate"], "p": r["p"], "margin": margin, "p_equiv": r["p_equiv"],
            "p_clusters": np.nan, "seeds": int(table.groupby("experiment")["seed"].nunique().max()) if len(table) else 0,
