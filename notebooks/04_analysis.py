@@ -117,8 +117,12 @@ rep.figure(lambda: an.headline_plot(scored, paper_rows, score=main, paper_note=p
 #
 # One row per claim: the evidence (units compared, Hodges-Lehmann estimate with a 95% interval that
 # resamples contexts, units and seeds, Wilcoxon p, rank-biserial r, equivalence p, Holm-adjusted p) and the
-# verdict (the vocabulary is `verdicts.VERDICTS`). The second table gives the verdict on each seed's
-# runs alone.
+# verdict (the vocabulary is `verdicts.VERDICTS`). The size claims are tested over the models within
+# experiments, seeds as replicates: the mean within-experiment Spearman ρ, a permutation p (parameters
+# permuted among the models of each experiment) and an interval that resamples models. `detectable` is the
+# smallest effect each claim's design finds with 80% power at Holm's strictest level; `paper_effect` is the
+# paper's own effect, measured the same way on its published rows. The second table gives the verdict on
+# each seed's runs alone.
 #
 # </details>
 

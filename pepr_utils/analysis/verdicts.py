@@ -1,11 +1,15 @@
 """The paper's claims, each tested on a study's runs and given a verdict: the table a report opens with.
 
-A claim is tested on *units* (a model in one context, or one experiment), each holding one value per
-seed. The estimate is the Hodges-Lehmann estimate of the units' seed means, the location the Wilcoxon
+Each claim is tested at the level of its real replication. The paired claims (pretraining, data) are
+tested on *units*, a model in one context (dataset x size [x fraction or regime]), each holding one value
+per seed: the estimate is the Hodges-Lehmann estimate of the units' seed means, the location the Wilcoxon
 signed-rank test tests, and the direction of a significant effect is that of the test's own statistic
 (the rank-biserial r), never of a mean that may disagree with the ranks. Its 95% interval comes from a
-three-level bootstrap: contexts (dataset x size [x fraction or regime]) with replacement, the units of
-each drawn context, then each unit's seeds. Verdicts (:data:`VERDICTS`, the one vocabulary):
+three-level bootstrap: contexts with replacement, the units of each drawn context, then each unit's
+seeds. The size claims ("small models win", "PePR prefers smaller models") are tested over the models
+within experiments, with seeds as replicates (:mod:`~pepr_utils.analysis.model_tests`: a permutation test
+stratified by experiment), not one number per experiment. Every claim states the smallest effect its
+design detects (``detectable``, 80% power at Holm's strictest level). Verdicts (:data:`VERDICTS`, the one vocabulary):
 
 * ``supported`` / ``reversed``: the two-sided signed-rank test gives p < alpha, r the claimed way / not;
 * ``contradicted``: an equivalence test (TOST of two one-sided signed-rank tests) shows the effect lies
@@ -33,14 +37,13 @@ the energy of a run on fewer images, which is lower by construction.
 seeds beats the majority-class floor (``above_floor``: test accuracy above ``majority_acc`` and Cohen's
 kappa above 0 at p < 0.05; stricter than "the seed mean beats ``majority_acc``", and the same rule that
 flags a model with a warning in the report). A paired unit (one model in two experiments) counts only
-when the model learned on both sides; an experiment-level unit (size trend, winner size) is computed
-over the models of that experiment that learned, and only when there are ``MIN_MODELS`` (3) or more of
-them (their PePR is normalised among them). Every unit left out is counted in the verdict's ``why``;
+when the model learned on both sides; a size claim uses the models of an experiment that learned, and
+only experiments with ``MIN_MODELS`` (3) or more of them (their PePR is normalised among them). Every unit left out is counted in the verdict's ``why``;
 runs without a recorded floor count as learned (old records). The verdict vocabulary is
 :data:`VERDICTS`, one entry per verdict with its meaning.
 
 Values are compared within one normalisation only: paired PePR values are never used here, and the
-per-experiment statistics (size trend, winner sizes) use PePR normalised within experiment and seed.
+size claims use PePR normalised within experiment and seed.
 """
 
 from __future__ import annotations

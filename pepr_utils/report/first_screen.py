@@ -58,8 +58,6 @@ def effect_text(row: Mapping) -> str:
         return f"{_signed(100 * est)} accuracy points [{fmt(100 * lo)}, {fmt(100 * hi)}]"
     if measure.startswith("Spearman rho"):
         return f"ρ = {_signed(est)} [{fmt(lo)}, {fmt(hi)}]"
-    if measure.startswith("log10 parameters"):
-        return f"×{fmt(10 ** est)} the parameters [{fmt(10 ** lo)}, {fmt(10 ** hi)}]"
     cost = re.match(r"log (.+?) to reach", measure)
     if cost or measure.startswith("log "):
         what = cost.group(1) if cost else "ratio"
