@@ -71,6 +71,7 @@ class Study:
         time = folder / "study_time.json"
         self.time = json.loads(time.read_text()) if time.is_file() else None
         self.seeds = _seeds(self.results)
+        self.label = ("seeds " if "," in self.seeds else "seed ") + self.seeds  # "seed 0", "seeds 0, 1"
 
     def holds(self) -> dict[str, bool]:
         return dict(zip(self.by_seed["claim"], self.by_seed["holds in every seed"].astype(bool), strict=True))
@@ -118,7 +119,7 @@ def block(studies: list[Study], report_code: str | None = None) -> str:
              "Only verdicts that a test decided, that survive Holm's correction and that are the same in every "
              "run and in each seed's runs alone are stated as findings; the table shows the rest with its "
              "numbers.", ""]
-    head = "| claim | " + " | ".join(f"seeds {s.seeds}" for s in studies) + " | a finding? |"
+    head = "| claim | " + " | ".join(s.label for s in studies) + " | a finding? |"
     lines += [head, "|---" * (len(studies) + 2) + "|"]
     findings = []
     for claim in first.verdicts["claim"]:
@@ -152,14 +153,14 @@ def block(studies: list[Study], report_code: str | None = None) -> str:
                             f"({'; '.join(c.split(': ', 1)[-1] for c in cells)}).")
     lines += ["", "Findings:" if findings else "Findings: none held in every run and every seed.", *findings]
     lines += ["", "Model-experiments that learned (beat their majority-class floor in every seed): "
-              + "; ".join(f"{s.learned()} (seeds {s.seeds})" for s in studies) + "."]
+              + "; ".join(f"{s.learned()} ({s.label})" for s in studies) + "."]
     curves = [s for s in studies if s.curve is not None and len(s.curve)]
     if curves:
         lines.append(_curve_sentence(curves))
     timed = [s for s in studies if s.time]
     for s in timed:
         t = s.time
-        lines.append(f"`make study` with seeds {s.seeds} from a fresh clone: **{t['total_s']:,} s** (setup "
+        lines.append(f"`make study` with {s.label} from a fresh clone: **{t['total_s']:,} s** (setup "
                      f"{t['setup_s']} s + grid {t['grid_s']:,} s + report {t['report_s']} s; {t.get('workers')} "
                      f"workers, {t.get('cpu', '?')}, commit {t.get('commit', '?')}).")
     lines += ["", END]
@@ -177,7 +178,7 @@ def _curve_sentence(studies: list[Study]) -> str:
         for regime, g in c.groupby("regime", sort=True):
             hit = g[g["matches"].astype(bool)]["fraction"]
             said.append(f"{regime} from {hit.min():g}" if len(hit) else f"{regime} at no fraction run")
-        parts.append(f"seeds {s.seeds}: " + ", ".join(said))
+        parts.append(f"{s.label}: " + ", ".join(said))
     return ("Data efficiency (accuracy within the non-inferiority margin of scratch on all the data, "
             "smallest fraction): " + "; ".join(parts) + ".") if parts else ""
 
