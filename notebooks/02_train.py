@@ -46,7 +46,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("pepr_utils") is N
     if not os.path.isdir(src):
         repo = os.environ.get("PEPR_REPO", "https://github.com/pepr-study/pepr")
         ref = os.environ.get("PEPR_REF", "v0.1.0")  # the release tag (PEPR_REF=main: the latest code)
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", ref, repo, src], check=True)
+        subprocess.run(["git", "clone", "-q", "--branch", ref, repo, src], check=True)  # whole: pip clones it again
     subprocess.run([sys.executable, f"{src}/tools/colab_install.py", src], check=True)
     importlib.invalidate_caches()
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 import zipfile
 from importlib import metadata
@@ -112,3 +113,41 @@ def test_the_colab_install_leaves_preinstalled_torch_and_ipykernel_untouched(tmp
     lock = tool.read_lock((ROOT / "requirements-lock.txt").read_text())
     assert install["timm"] == lock["timm"] and install["papermill"] == lock["papermill"]  # the study: the lock's
     assert "pepr-utils" in install
+
+
+def _git_repo(path: Path) -> Path:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    path.mkdir()
+    for n in range(3):  # three commits: a --depth 1 clone of it is shallow
+        (path / "f.txt").write_text(str(n))
+        for args in ([] if n else [["init", "-q"]]) + [["add", "-A"], ["commit", "-q", "-m", str(n)]]:
+            subprocess.run([*git, *args], cwd=path, check=True)
+    return path
+
+
+def test_a_shallow_source_is_made_whole_before_pip_clones_it(tmp_path):
+    """pip's blobless clone of a shallow local clone stalls for minutes (git 2.39): the history is fetched first."""
+    tool = _tool()
+    origin = _git_repo(tmp_path / "origin")
+    src = tmp_path / "pepr"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", origin.as_uri(), str(src)], check=True)
+
+    def shallow() -> str:
+        return subprocess.run(["git", "-C", str(src), "rev-parse", "--is-shallow-repository"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert shallow() == "true"
+    assert tool.unshallow(src) is None and shallow() == "false"
+    assert tool.unshallow(src) is None  # a whole clone is left as it is
+
+
+def test_a_shallow_source_whose_history_cannot_be_fetched_stops_with_one_line(tmp_path):
+    origin = _git_repo(tmp_path / "origin")
+    src = tmp_path / "pepr"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", origin.as_uri(), str(src)], check=True)
+    shutil.rmtree(origin)  # offline: the history is nowhere to be had
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "colab_install.py"), str(src)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert str(src) in line and "shallow clone" in line and "without --depth" in line

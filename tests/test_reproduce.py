@@ -81,6 +81,7 @@ def test_every_notebook_starts_with_the_same_colab_cell():
     assert len(cells) == 10 and len(set(cells.values())) == 1, cells
     cell = next(iter(cells.values()))
     assert "google.colab" in cell
+    assert "--depth" not in cell  # pip's clone of a shallow clone stalls for minutes (tools/colab_install.py)
     from pepr_utils import __version__
 
     assert f'"PEPR_REF", "v{__version__}"' in cell  # the release tag of this version, not an unpinned main

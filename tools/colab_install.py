@@ -83,11 +83,33 @@ def pip_command(src: Path, constraints_file: Path, extra: list[str]) -> list[str
             f"pepr-utils @ git+{src.resolve().as_uri()}@{commit}"]
 
 
+def unshallow(src: Path) -> str | None:
+    """Make a shallow clone (``git clone --depth``) whole; None, or the one line that says why it cannot be.
+
+    pip clones the source again with ``--filter=blob:none``; from a shallow source git (2.39 seen here) then
+    fetches the missing history from inside that clone and stalls for minutes before it goes on."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True)
+
+    if git("rev-parse", "--is-shallow-repository").stdout.strip() != "true":
+        return None
+    done = git("fetch", "-q", "--unshallow")
+    if done.returncode == 0:
+        return None
+    why = (done.stderr.strip().splitlines() or ["git fetch --unshallow failed"])[-1]
+    return (f"colab_install: {src} is a shallow clone and its history cannot be fetched ({why}); "
+            f"clone it again without --depth")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
     src = Path(argv[0]).expanduser()
+    problem = unshallow(src)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     pins = constraints(read_lock((src / "requirements-lock.txt").read_text(encoding="utf-8")),
                        study_libraries(src / "pyproject.toml"), installed_versions())
     with tempfile.TemporaryDirectory() as tmp:
