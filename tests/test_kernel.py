@@ -44,3 +44,23 @@ def test_a_grid_run_executes_with_a_foreign_python3_kernelspec(foreign_python3_k
     assert outcome["ok"], (outcome, proc.stderr[-2000:])
     printed = nbformat.read(executed, 4).cells[-1].outputs[0]["text"]
     assert printed.split()[0] == "42"
+
+
+@pytest.mark.skipif(not kernel.AVAILABLE, reason="IPC kernels need fork and Unix sockets")
+def test_a_socket_path_too_long_for_ipc_falls_back_to_tcp(tmp_path):
+    short, deep = tmp_path / "k", tmp_path / ("d" * (kernel.MAX_SOCKET_PATH - len(str(tmp_path)))) / "k"
+    assert kernel.ipc_fits(short) and not kernel.ipc_fits(deep)
+    assert kernel.kernel_options(short)["kernel_manager_class"]().transport == "ipc"
+    assert kernel.kernel_options(deep)["kernel_manager_class"]().transport == "tcp"
+
+
+@pytest.mark.skipif(not kernel.AVAILABLE, reason="IPC kernels need fork and Unix sockets")
+def test_a_run_in_a_deep_temporary_folder_still_starts_its_kernel(tmp_path):
+    """A deep $TMPDIR or a long run id made the sockets' path too long: the kernel could not bind and the
+    run waited out its start timeout."""
+    deep = tmp_path / ("d" * (kernel.MAX_SOCKET_PATH - len(str(tmp_path))))
+    deep.mkdir()
+    assert not kernel.ipc_fits(deep / "input.ipynb")
+    outcome, proc, executed = run_one_cell_job(deep, "print(x + 1)", env=os.environ)
+    assert outcome["ok"], (outcome, proc.stderr[-2000:])
+    assert nbformat.read(executed, 4).cells[-1].outputs[0]["text"].strip() == "42"

@@ -203,14 +203,25 @@ def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
     return ForkedKernelManager
 
 
+#: the longest path a Unix socket may have (``sun_path`` less its NUL): 107 bytes on Linux, 103 on macOS/BSD
+MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103
+
+
+def ipc_fits(ipc_folder: str | os.PathLike) -> bool:
+    """Whether the kernel's sockets (``{ipc_folder}-1`` .. ``-5``, jupyter_client's names) fit in a socket path."""
+    return len(os.fsencode(os.fspath(ipc_folder))) + len("-99") <= MAX_SOCKET_PATH
+
+
 def kernel_options(ipc_folder: str | os.PathLike) -> dict[str, Any]:
     """papermill options that fork the kernel from this process and connect to it over IPC (Unix sockets
-    under ``ipc_folder``; keep its path short: a socket path has a limit of about 100 characters).
+    named after ``ipc_folder``).
 
     A kernel on TCP warns "Kernel is running over TCP without encryption" at every start; on one machine
-    IPC needs no port and no encryption. Not on Windows (no fork, no Unix sockets): there the kernel starts
-    as a new process over TCP. Either way it is this interpreter's kernel (:data:`KERNEL_NAME`).
+    IPC needs no port and no encryption. Where the sockets' path would be too long for a Unix socket (a
+    deep ``$TMPDIR``, a long run id) the forked kernel listens on TCP on localhost instead: it starts
+    either way. Not on Windows (no fork, no Unix sockets): there the kernel starts as a new process over
+    TCP. Either way it is this interpreter's kernel (:data:`KERNEL_NAME`).
     """
     if not AVAILABLE:
         return {"kernel_manager_class": this_python_kernel_manager_class()}
-    return {"kernel_manager_class": forked_kernel_manager_class(str(ipc_folder))}
+    return {"kernel_manager_class": forked_kernel_manager_class(str(ipc_folder) if ipc_fits(ipc_folder) else None)}
