@@ -363,6 +363,32 @@ def test_a_record_says_whether_its_energy_was_estimated():
     assert not estimated_method("nvml")
 
 
+def test_a_study_metered_on_the_gpu_and_estimated_on_the_cpu_says_which_part_is_which():
+    """gpu=nvml+cpu=estimate is neither "measured" nor wholly "estimated": the report names the parts."""
+    import pandas as pd
+
+    from pepr_utils.analysis.results import study_facts
+    from pepr_utils.meter.meter import energy_components
+    from pepr_utils.report.document import say_study
+    from pepr_utils.report.first_screen import say_study_line
+
+    assert energy_components("gpu=nvml+cpu=estimate:cpu-tdp+ram=estimate:ram-rss") == {
+        "gpu": False, "cpu": True, "ram": True}
+    assert energy_components("nvml") == {"energy": False}
+    ok = pd.DataFrame({"experiment": "e", "model": ["a", "b"], "seed": 0, "status": "ok", "dataset": "d",
+                       "energy_method": ["gpu=nvml+cpu=estimate:cpu-tdp+ram=estimate:ram-rss",
+                                         "gpu=nvml+cpu=rapl+ram=estimate:ram-rss"]})
+    facts = study_facts(ok, ok)
+    assert facts["energy_metered_parts"] == ["gpu"] and facts["energy_estimated_parts"] == ["cpu", "ram"]
+    line, text = say_study_line(facts, {"e": "energy_kwh"}), say_study(facts, {"e": "energy_kwh"})
+    assert "partly estimated** (GPU metered; CPU, RAM estimated)" in line and "not metered" not in line
+    assert "partly estimated** (GPU metered; CPU, RAM estimated" in text
+    metered = study_facts(ok.assign(energy_method="gpu=nvml+cpu=rapl"), ok.assign(energy_method="gpu=nvml+cpu=rapl"))
+    assert "energy **measured**" in say_study_line(metered, {"e": "energy_kwh"})
+    estimated = ok.assign(energy_method="cpu=estimate:cpu-tdp")
+    assert "energy **estimated**, not metered" in say_study_line(study_facts(estimated, estimated), {"e": "energy_kwh"})
+
+
 # ------------------------------------------------------------------------------------------ a shared GPU
 class SharedNvml:
     """NVML on a GPU that other processes use too (the meter's part of pynvml, plus the process list)."""

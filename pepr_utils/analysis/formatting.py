@@ -42,3 +42,16 @@ def fmt_params(n) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 run``, ``2 runs``."""
     return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def energy_split(facts: dict) -> str | None:
+    """``"GPU metered; CPU, RAM estimated"`` when part of a study's energy was metered and part estimated
+    (facts: :func:`pepr_utils.analysis.results.study_facts`), else None: all metered or all estimated."""
+    metered, estimated = facts.get("energy_metered_parts") or [], facts.get("energy_estimated_parts") or []
+    if not (metered and estimated):
+        return None
+
+    def names(parts: list[str]) -> str:
+        return ", ".join(p.upper() if p in ("cpu", "gpu", "ram") else p for p in parts)
+
+    return f"{names(metered)} metered; {names(estimated)} estimated"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PeprError
-from ..meter.meter import estimated_method
+from ..meter.meter import energy_components, estimated_method
 from ..params import experiment_name, is_missing, regime
 from .columns import _NUMERIC, FLOOR_ALPHA, HYPER_FIELDS, RESOURCE_COLUMNS, label
 from .comparisons import pair_unit
@@ -222,9 +222,21 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
         "single_model_experiments": sorted(models[models == 1].index) if len(models) else [],
         "energy_methods": methods,
         "energy_estimated": any(estimated_method(m) for m in methods),
+        # components (gpu, cpu, ram) metered in every run, and estimated in at least one
+        "energy_metered_parts": _parts(methods, estimated=False),
+        "energy_estimated_parts": _parts(methods, estimated=True),
         "devices": sorted(str(d) for d in ok.get("device", pd.Series(dtype=str)).dropna().unique()),
         "co2_per_kwh": _single_intensity(ok),
     }
+
+
+def _parts(methods: list[str], estimated: bool) -> list[str]:
+    """The energy components estimated in any run (``estimated``), or metered in every run that has them."""
+    seen = [energy_components(m) for m in methods]
+    names = sorted({n for parts in seen for n in parts})
+    if estimated:
+        return [n for n in names if any(parts.get(n) for parts in seen)]
+    return [n for n in names if not any(parts.get(n) for parts in seen)]
 
 
 def _single_intensity(ok: pd.DataFrame) -> float | None:

@@ -108,12 +108,18 @@ class Energy:
         return self.method.startswith("estimate")
 
 
+def energy_components(energy_method: str) -> dict[str, bool]:
+    """``{component: estimated?}`` of a record's ``energy_method`` (``"gpu=nvml+cpu=estimate:cpu-tdp"``, as
+    :attr:`Measurement.energy_method` writes it; a bare ``"nvml"`` is the component ``"energy"``), so a
+    report can say which part was metered and which estimated."""
+    parts = (part.rpartition("=") for part in str(energy_method).split("+"))  # "cpu=x" or just "x"
+    return {(name or "energy"): Energy(0.0, method).estimated for name, _, method in parts}
+
+
 def estimated_method(energy_method: str) -> bool:
-    """Whether a record's ``energy_method`` (``"cpu=estimate:cpu-time+ram=estimate:rss"``, as
-    :attr:`Measurement.energy_method` writes it) has an estimated component: :meth:`Measurement.estimated`
-    for a run that is only a record now."""
-    methods = (part.rpartition("=")[2] for part in str(energy_method).split("+"))  # "cpu=x" or just "x"
-    return any(Energy(0.0, method).estimated for method in methods)
+    """Whether a record's ``energy_method`` has an estimated component: :meth:`Measurement.estimated` for a
+    run that is only a record now."""
+    return any(energy_components(energy_method).values())
 
 
 @dataclass(frozen=True)

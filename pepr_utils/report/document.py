@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..analysis.columns import label
 from ..analysis.comparisons import pair_unit
-from ..analysis.formatting import fmt, fmt_p, fmt_params, plural
+from ..analysis.formatting import energy_split, fmt, fmt_p, fmt_params, plural
 from ..resources import RESOURCES as RESOURCE_TABLE
 
 
@@ -54,7 +54,11 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
     if facts.get("co2_per_kwh") and "c" in resources and "e" in resources:
         lines.append(f"Every CO2 value is energy × {fmt(facts['co2_per_kwh'])} g CO2e/kWh (one carbon intensity), "
                      "so PePR-C ranks exactly as PePR-E here.")
-    if facts["energy_estimated"]:
+    if energy_split(facts):
+        lines.append(f"Energy was **partly estimated** ({energy_split(facts)}: {', '.join(facts['energy_methods'])}): "
+                     "the metered part comes from counters, the rest from a model of power, so treat PePR-E and "
+                     "PePR-C as model comparisons under that estimate.")
+    elif facts["energy_estimated"]:
         lines.append(f"Energy was **estimated** ({', '.join(facts['energy_methods'])}), not measured by a "
                      "power meter: treat PePR-E and PePR-C as model comparisons under that estimate.")
     elif facts["energy_methods"]:

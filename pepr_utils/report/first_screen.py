@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.columns import label
-from ..analysis.formatting import fmt, fmt_p, plural
+from ..analysis.formatting import energy_split, fmt, fmt_p, plural
 
 #: The short table's columns: at most six, so it fits the first screen.
 SUMMARY_COLUMNS = ("claim", "verdict", "effect [95% interval]", "Holm p", "why, in plain words")
@@ -34,6 +34,8 @@ def say_study_line(facts: Mapping, resources: Mapping[str, str]) -> str:
                  if seeds else plural(facts["max_seeds"], "seed"))
     if "e" not in resources:
         energy = "energy not recorded"
+    elif energy_split(facts):
+        energy = f"energy **partly estimated** ({energy_split(facts)})"
     elif facts["energy_estimated"]:
         energy = "energy **estimated**, not metered"
     else:
