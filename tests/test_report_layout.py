@@ -6,6 +6,8 @@ measures (scroll width, the verdict table's position) are benchmarks/bench_repor
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,7 +62,9 @@ def test_first_screen_holds_the_answer(built):
     assert "41 runs scored" in text_before and "seeds 0, 1, 2" in text_before and "estimated" in text_before
     assert text_before.count("<img") == 0 and text_before.count("<h2") == 0
     caption = s["figures"][0].find_parent("figure").figcaption.get_text()
-    assert "Do bigger models score higher?" in caption and "the paper's 262 model-experiments" in caption
+    assert "Do bigger models score higher?" in caption
+    if os.environ.get("PEPR_REFERENCE_DIR"):  # the paper's rows are drawn where its published results are
+        assert "the paper's 262 model-experiments" in caption
     # effects in each claim's unit: accuracy in points, size trends as rho, the cost as a ratio
     effects = [tr.find_all("td")[2].get_text() for tr in rows]
     tested = verdicts["estimate"].notna().to_numpy()
