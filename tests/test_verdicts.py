@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from pepr_utils import analysis as an
+from pepr_utils.analysis import claim_units as cu
+from pepr_utils.analysis import cost_to_target as ct
 from pepr_utils.analysis import data_curve as de
 from pepr_utils.analysis import verdicts as vd
 from pepr_utils.report import document as rp
@@ -194,8 +196,8 @@ def test_every_accuracy_below_the_floor_makes_every_claim_untestable():
     cost = v.index.str.contains("compute needed")  # no per-epoch history here: not testable for that reason
     assert (v.loc[~cost, "verdict"] == vd.AT_FLOOR).all(), v["verdict"]
     assert v["verdict"].isin(vd.UNTESTED).all() and v.loc[~cost, "why"].str.contains("left out").all()
-    assert set(vd.at_floor(ok)["model"]) == set(SIZES)
-    assert "At floor: 48 of 48 model-experiments" in rp.say_at_floor(vd.at_floor(ok), ok)
+    assert set(cu.at_floor(ok)["model"]) == set(SIZES)
+    assert "At floor: 48 of 48 model-experiments" in rp.say_at_floor(cu.at_floor(ok), ok)
     assert "not testable (models at their floor)" in rp.say_verdicts(v.reset_index())
 
 
@@ -214,7 +216,7 @@ def test_a_mixed_study_tests_only_the_models_that_learned():
     assert "5 of 12 units left out" in small["why"]
     # only one seed of a model below its floor: the model did not learn in that experiment
     one_seed = _below_floor(_runs(), lambda d: (d["model"] == "a") & (d["seed"] == 1) & (d["dataset"] == "x"))
-    learned = vd.with_learned(one_seed)
+    learned = cu.with_learned(one_seed)
     assert not learned.loc[(learned["model"] == "a") & (learned["dataset"] == "x"), "learned"].any()
     assert learned.loc[learned["dataset"] != "x", "learned"].all()
 
@@ -224,7 +226,7 @@ def test_experiments_differing_only_by_epochs_are_not_merged():
     extra = ok[ok["fraction"] == 0.1].assign(epochs=10, run_id=lambda d: d["run_id"] + "-e10")
     ok, _ = an.split_runs(an.prepare_runs(pd.concat([ok, extra], ignore_index=True)))
     assert {"x-28px-0.1-scratch-e3", "x-28px-0.1-scratch-e10", "x-28px-1-scratch-e3"} <= set(ok["experiment"])
-    pairs = vd.contexts(ok, "pretraining")
+    pairs = cu.contexts(ok, "pretraining")
     assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e10") in pairs
     assert ("x-28px-0.1-imagenet-full-e10", "x-28px-0.1-scratch-e3") not in pairs
     assert len(pairs) == 9  # 3 datasets x (1.0, 0.1 e3, 0.1 e10)
@@ -268,7 +270,7 @@ def test_data_efficiency_curve_finds_where_pretrained_matches_scratch_on_all_dat
 
 # ------------------------------------------------------------------------- statistics a verdict needs
 def _judge(means, clusters=None, margin=0.02):
-    units = vd.Units([np.array([m]) for m in means], clusters=list(clusters if clusters is not None else range(len(means))))
+    units = cu.Units([np.array([m]) for m in means], clusters=list(clusters if clusters is not None else range(len(means))))
     return vd.judge(units, +1, margin=margin, n_boot=300)
 
 
@@ -344,9 +346,9 @@ def test_cost_to_reach_a_target_accuracy():
     none = _verdicts(ok)
     row = none[none.index.str.contains("compute needed")].iloc[0]
     assert row["verdict"] == "not testable" and "no per-epoch history" in row["why"]
-    assert vd.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
+    assert ct.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
                             8.0, 0.7) == 8.0
-    assert vd.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
+    assert ct.cost_to_reach(pd.DataFrame({"epoch": [0, 1], "test_acc": [0.5, 0.7], "epoch_time_s": [1.0, 3.0]}),
                             8.0, 0.5) == 2.0
 
 
@@ -376,7 +378,7 @@ def test_the_data_question_pairs_every_smaller_pretrained_fraction_with_scratch_
     alone are too few for a signed-rank test), each against scratch on 100%."""
     ok = _runs(fractions=(1.0, 0.3, 0.1), pretrain_gain=0.15, data_gain=0.05)
     one = ok[ok["dataset"] == "x"]
-    pairs = vd.contexts(one, "pretraining_for_data")
+    pairs = cu.contexts(one, "pretraining_for_data")
     assert pairs == [("x-28px-0.1-imagenet-full", "x-28px-1-scratch"), ("x-28px-0.3-imagenet-full", "x-28px-1-scratch")]
     cuts = _verdicts(one).filter(like="cuts the data", axis=0).iloc[0]
     assert cuts["n"] == 6 and cuts["verdict"] == "supported"

@@ -10,16 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .claim_units import accuracy_gain, cross, experiments, paired_units, pretrained_regime, with_learned
 from .stats import unit_bootstrap
-from .verdicts import (
-    NONINFERIORITY_MARGIN,
-    _cross,
-    _experiments,
-    _pretrained_regime,
-    accuracy_gain,
-    paired_units,
-    with_learned,
-)
+from .verdicts import NONINFERIORITY_MARGIN
 
 
 def data_efficiency(ok: pd.DataFrame, *, margin: float = NONINFERIORITY_MARGIN, n_boot: int = 2000,
@@ -30,15 +23,15 @@ def data_efficiency(ok: pd.DataFrame, *, margin: float = NONINFERIORITY_MARGIN, 
     (``matches``: interval above -margin). Only for a dataset and size whose pretrained and scratch runs
     cover ``min_fractions`` fractions with ``min_models`` architectures run in both regimes at each."""
     ok = with_learned(ok)
-    exps = _experiments(ok)
-    pre = _pretrained_regime(exps)
+    exps = experiments(ok)
+    pre = pretrained_regime(exps)
     rows = []
     for (ds, size), g in exps.groupby(["dataset", "size"], sort=True):
         scratch_all = g[(g["regime"] == "scratch") & (g["fraction"] == g["fraction"].max())]
         if pre is None or not _covers(ok, g, pre, min_fractions, min_models) or not len(scratch_all):
             continue
         for (regime, fraction), side in g[g["regime"].isin(["scratch", pre])].groupby(["regime", "fraction"]):
-            units = paired_units(ok, _cross(side, scratch_all), accuracy_gain)
+            units = paired_units(ok, cross(side, scratch_all), accuracy_gain)
             if regime == "scratch" and side["experiment"].isin(scratch_all["experiment"]).all():
                 continue  # scratch on all the data against itself
             means = [u.mean() for u in units.values]

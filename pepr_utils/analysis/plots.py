@@ -566,7 +566,7 @@ def save_table(
 def data_efficiency_plot(curve: pd.DataFrame, *, panel_size: tuple[float, float] = (4.2, 3.2)) -> Figure:
     """Accuracy minus scratch on all the data against the training fraction, one line per regime with
     its 95% interval, one panel per dataset and size (the table of
-    :func:`pepr_utils.analysis.verdicts.data_efficiency`); the band between 0 and -margin is "matches"."""
+    :func:`pepr_utils.analysis.data_curve.data_efficiency`); the band between 0 and -margin is "matches"."""
     _require(curve, "dataset", "size", "regime", "fraction", "gap", "ci_lo", "ci_hi", "margin")
     if not len(curve):
         raise PeprError("no dataset has pretrained and scratch runs at 3 or more fractions for 2 or more models")

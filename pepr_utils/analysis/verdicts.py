@@ -30,16 +30,12 @@ whether it does. Multiplicity: Holm's correction runs over the claims of one tab
 claims of one report); ``survives_holm`` says which decided verdicts survive it.
 
 Compute: "pretraining cuts the compute needed" compares the energy each side spends to reach the
-accuracy scratch on all the data ends with (from the per-epoch history), paired by architecture, not
-the energy of a run on fewer images, which is lower by construction.
+accuracy scratch on all the data ends with (from the per-epoch history, :mod:`~pepr_utils.analysis.cost_to_target`),
+paired by architecture, not the energy of a run on fewer images, which is lower by construction.
 
-**Only models that learned give evidence.** A model *learned* in an experiment when every one of its
-seeds beats the majority-class floor (``above_floor``: test accuracy above ``majority_acc`` and Cohen's
-kappa above 0 at p < 0.05; stricter than "the seed mean beats ``majority_acc``", and the same rule that
-flags a model with a warning in the report). A paired unit (one model in two experiments) counts only
-when the model learned on both sides; a size claim uses the models of an experiment that learned, and
-only experiments with ``MIN_MODELS`` (3) or more of them (their PePR is normalised among them). Every unit left out is counted in the verdict's ``why``;
-runs without a recorded floor count as learned (old records). The verdict vocabulary is
+**Only models that learned give evidence** (:mod:`~pepr_utils.analysis.claim_units`: every seed above
+the majority-class floor; a paired unit needs both sides, a size claim ``MIN_MODELS`` learned models per
+experiment). Every unit left out is counted in the verdict's ``why``. The verdict vocabulary is
 :data:`VERDICTS`, one entry per verdict with its meaning.
 
 Values are compared within one normalisation only: paired PePR values are never used here, and the
@@ -48,13 +44,25 @@ size claims use PePR normalised within experiment and seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .columns import HYPER_FIELDS, RESOURCE_COLUMNS, label
+from .claim_units import (
+    MIN_MODELS,
+    Units,
+    contexts,
+    gain,
+    learned_scores,
+    model_level,
+    paired_units,
+    rank_shift,
+    value_of,
+    with_learned,
+)
+from .columns import RESOURCE_COLUMNS, label
+from .cost_to_target import target_cost_units
 from .model_tests import detectable_effect, signed_rank_standard_error, stratified_rank_correlation
 from .stats import (
     cluster_sign_flip_p,
@@ -66,7 +74,6 @@ from .stats import (
     signed_rank_p,
     unit_bootstrap,
 )
-from .tables import per_seed_scores
 
 #: The smallest effect of interest of each kind of measure: the equivalence (TOST) margin below which a
 #: claim is "contradicted", and the non-inferiority margin of "pretraining cuts the data needed".
@@ -78,8 +85,6 @@ MARGINS: dict[str, float] = {
 #: Accuracy a fine-tuned model on little data may lose against scratch on all data and still count as
 #: "needing less data" (non-inferiority margin, in accuracy points).
 NONINFERIORITY_MARGIN = MARGINS["accuracy"]
-#: Fewest models that learned an experiment needs to give an experiment-level unit (size trend, winner).
-MIN_MODELS = 3
 #: The co-primary P of the accuracy claims, beside test accuracy (same scale, so the same margin).
 CO_PRIMARY = "test_bal_acc"
 AT_FLOOR = "not testable (models at their floor)"
@@ -174,181 +179,6 @@ def _scope(k: int, p_clusters: float, alpha: float) -> str:
 
 def _share(means: np.ndarray, direction: int) -> str:
     return f"{int((np.sign(means) == direction).sum())} of {len(means)}"
-
-
-# ------------------------------------------------------------------------------------------ units
-@dataclass
-class Units:
-    """A claim's units (one array of per-seed values each) and how many were left out, and why."""
-
-    values: list[np.ndarray] = field(default_factory=list)
-    clusters: list = field(default_factory=list)  # the context of each unit (dataset x size [x fraction])
-    left_out: int = 0
-    of: int = 0
-    reason: str = "a model at its majority-class floor"
-
-    def add(self, value, cluster) -> None:
-        self.values.append(np.asarray(value, dtype=float))
-        self.clusters.append(cluster)
-
-    def means(self) -> tuple[np.ndarray, list, int]:
-        """The finite unit means, their clusters, and the most seeds a unit has."""
-        kept = [(v[np.isfinite(v)], c) for v, c in zip(self.values, self.clusters, strict=True)]
-        kept = [(v, c) for v, c in kept if len(v)]
-        return (np.array([v.mean() for v, _ in kept]), [c for _, c in kept],
-                max((len(v) for v, _ in kept), default=0))
-
-    @property
-    def note(self) -> str:
-        return f"{self.left_out} of {self.of} units left out ({self.reason})" if self.left_out else ""
-
-
-def with_learned(ok: pd.DataFrame) -> pd.DataFrame:
-    """``learned`` per run: True when every seed of its model in its experiment beats the floor
-    (``above_floor``; unknown counts as beating it). The one rule of this module's docstring."""
-    ok = ok.copy()
-    floor = ok["above_floor"] if "above_floor" in ok.columns else pd.Series(np.nan, index=ok.index)
-    worst = floor.groupby([ok["experiment"], ok["model"]]).transform("min")
-    ok["learned"] = worst.fillna(1.0).to_numpy() > 0
-    return ok
-
-
-def at_floor(ok: pd.DataFrame) -> pd.DataFrame:
-    """The model-experiments left out of every verdict because they did not learn (shown apart)."""
-    ok = with_learned(ok)
-    cols = [c for c in ("test_acc", "majority_acc", "test_kappa") if c in ok.columns]
-    left = ok[~ok["learned"]]
-    table = left.groupby(["experiment", "model"], sort=True).agg(
-        seeds=("seed", "nunique"), **{c: (c, "mean") for c in cols})
-    return table.reset_index()
-
-
-def _experiments(ok: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment with its keys; ``setting`` holds the hyper-parameters (epochs, batch size,
-    lr) that distinguish experiments of one dataset, size, fraction and regime (``-e3`` vs ``-e10``)."""
-    exps = ok.drop_duplicates("experiment")
-    hyper = [h for h in HYPER_FIELDS if h in exps.columns]
-    setting = exps[hyper].astype(str).agg("/".join, axis=1) if hyper else pd.Series("", index=exps.index)
-    return exps[["experiment", "dataset", "size", "fraction", "regime"]].assign(setting=setting.to_numpy())
-
-
-def _pretrained_regime(exps: pd.DataFrame) -> str | None:
-    regimes = sorted(r for r in exps["regime"].unique() if r != "scratch" and str(r).startswith("imagenet"))
-    return "imagenet-full" if "imagenet-full" in regimes else (regimes[0] if regimes else None)
-
-
-def _cross(a: pd.DataFrame, b: pd.DataFrame) -> list[tuple[str, str]]:
-    """Every experiment of ``a`` against every one of ``b`` (several when they differ only by epochs)."""
-    return [(x, y) for x in a["experiment"] for y in b["experiment"]]
-
-
-def contexts(ok: pd.DataFrame, kind: str) -> list[tuple[str, str]]:
-    """Pairs of experiments ``(a, b)`` a paired claim compares, one per context:
-
-    * ``pretraining``: ImageNet-pretrained vs scratch at the same dataset, size and fraction, and the
-      same setting (epochs, batch size, lr) where scratch was run with it;
-    * ``data``: the largest vs the smallest training fraction at the same dataset, size and regime;
-    * ``pretraining_for_data``: pretrained at each fraction smaller than scratch's largest vs scratch at
-      the largest one (every "less data" the study ran is a context: with 3 pretrained architectures,
-      one small fraction gives 3 units, too few for a signed-rank test; two give 6).
-
-    Experiments that differ only by their setting are never merged: at one fraction, each setting is
-    paired with each setting of the other side (a model then gives one unit per pair of settings).
-    """
-    exps = _experiments(ok)
-    pre = _pretrained_regime(exps)
-    pairs: list[tuple[str, str]] = []
-    if kind == "data":
-        for _, g in exps.groupby(["dataset", "size", "regime"], sort=True):
-            if g["fraction"].nunique() >= 2:
-                pairs += _cross(g[g["fraction"] == g["fraction"].max()], g[g["fraction"] == g["fraction"].min()])
-        return pairs
-    if pre is None:
-        return pairs
-    for _, g in exps.groupby(["dataset", "size"], sort=True):
-        scratch, tuned = g[g["regime"] == "scratch"], g[g["regime"] == pre]
-        if kind == "pretraining":
-            for (f, setting), t in tuned.groupby(["fraction", "setting"], sort=True):
-                same = scratch[scratch["fraction"] == f]
-                pairs += _cross(t, same[same["setting"] == setting] if (same["setting"] == setting).any() else same)
-        elif kind == "pretraining_for_data" and len(scratch) and len(tuned):
-            large = scratch["fraction"].max()
-            for small in sorted(f for f in tuned["fraction"].unique() if f < large):
-                pairs += _cross(tuned[tuned["fraction"] == small], scratch[scratch["fraction"] == large])
-    return pairs
-
-
-def paired_units(ok: pd.DataFrame, pairs: Sequence[tuple[str, str]],
-                 value: Callable[[pd.Series, pd.Series], np.ndarray]) -> Units:
-    """One unit per model present in both experiments of a pair: ``value(a_runs, b_runs)`` per seed,
-    the runs of both sides matched by seed (a seed decides the initial head, batch order and fraction).
-    A unit whose model did not learn on either side is left out and counted."""
-    ok = ok if "learned" in ok.columns else with_learned(ok)
-    units = Units(reason="a side at its majority-class floor")
-    for a, b in pairs:
-        runs_a, runs_b = ok[ok["experiment"] == a], ok[ok["experiment"] == b]
-        for model in sorted(set(runs_a["model"]) & set(runs_b["model"])):
-            ra = runs_a[runs_a["model"] == model].drop_duplicates("seed").set_index("seed")
-            rb = runs_b[runs_b["model"] == model].drop_duplicates("seed").set_index("seed")
-            seeds = sorted(set(ra.index) & set(rb.index))
-            if not seeds:
-                continue
-            units.of += 1
-            if not (ra["learned"].all() and rb["learned"].all()):
-                units.left_out += 1
-                continue
-            units.add(value(ra.loc[seeds], rb.loc[seeds]), a)
-    return units
-
-
-def gain(column: str) -> Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]:
-    """``column`` of side ``a`` minus side ``b``, seed by seed (the value of a paired accuracy claim)."""
-    def value(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
-        return a[column].to_numpy(float) - b[column].to_numpy(float)
-    return value
-
-
-accuracy_gain = gain("test_acc")
-
-
-def learned_scores(ok: pd.DataFrame, resources: Mapping[str, str]) -> pd.DataFrame:
-    """Per-seed PePR of the models that learned, normalised among them (within experiment and seed)."""
-    ok = ok if "learned" in ok.columns else with_learned(ok)
-    kept = ok[ok["learned"]]
-    return per_seed_scores(kept, resources) if len(kept) else kept
-
-
-def model_level(ok: pd.DataFrame, per_seed: pd.DataFrame, y: Callable[[pd.DataFrame], pd.Series],
-                min_models: int = MIN_MODELS) -> tuple[pd.DataFrame, Units]:
-    """The per-seed values ``y`` of the models that learned, one row per model, experiment and seed,
-    beside log10 parameters (the property a size claim correlates with), for
-    :func:`~pepr_utils.analysis.model_tests.stratified_rank_correlation`; experiments with fewer than
-    ``min_models`` learned models are left out and counted (a ``Units`` without values, for ``why``)."""
-    counted = Units(reason=f"an experiment with fewer than {min_models} models above their majority-class floor")
-    parts = []
-    for exp, g in ok.groupby("experiment", sort=True):
-        if g["model"].nunique() < min_models:
-            continue  # never enough models to test: not counted, at the floor or not
-        counted.of += 1
-        mine = per_seed[per_seed["experiment"] == exp] if len(per_seed) else per_seed
-        if not len(mine) or mine["model"].nunique() < min_models:
-            counted.left_out += 1
-            continue
-        for _, one in mine.groupby("seed", sort=True):
-            parts.append(one.assign(log_params=np.log10(one["num_params"].astype(float)), value=y(one)))
-    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["experiment", "model", "seed",
-                                                                                     "log_params", "value"])), counted
-
-
-def value_of(by: str) -> Callable[[pd.DataFrame], pd.Series]:
-    """The score ``by`` itself (the size trend: does it fall with model size?)."""
-    return lambda g: g[by]
-
-
-def rank_shift(by: str) -> Callable[[pd.DataFrame], pd.Series]:
-    """A model's rank by ``by`` minus its rank by test accuracy, within one experiment and seed (higher:
-    ``by`` places it higher than accuracy does; ties share their mean rank)."""
-    return lambda g: g[by].rank() - g["test_acc"].rank()
 
 
 # ------------------------------------------------------------------------------------------ claims
@@ -499,74 +329,6 @@ def _cost_claim(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str, kw:
     if isinstance(units, str):
         return _row(claim, measure, "model x dataset x fraction", _untestable(units))
     return _row(claim, measure, "model x dataset x fraction", judge(units, -1, margin=MARGINS["log cost ratio"], **kw))
-
-
-def cost_to_reach(history: pd.DataFrame | None, total: float, target: float) -> float:
-    """``total`` cost of a run times the share of its epoch time spent until the first epoch whose test
-    accuracy reaches ``target``; inf when no epoch does; NaN without a per-epoch test accuracy."""
-    if history is None or "test_acc" not in history.columns or history["test_acc"].isna().all():
-        return np.nan
-    h = history.sort_values("epoch")
-    times = (h["epoch_time_s"].fillna(0).to_numpy(float) if "epoch_time_s" in h.columns
-             and h["epoch_time_s"].notna().all() and h["epoch_time_s"].sum() > 0 else np.ones(len(h)))
-    reached = np.flatnonzero(h["test_acc"].to_numpy(float) >= target - 1e-9)
-    if not len(reached):
-        return np.inf
-    return float(total * times[: reached[0] + 1].sum() / times.sum())
-
-
-def target_cost_units(ok: pd.DataFrame, histories: pd.DataFrame | None, cost: str) -> Units | str:
-    """One unit per architecture and training fraction run pretrained and from scratch (one dataset and
-    size): per seed, the log of what the pretrained run at that fraction spends to reach the accuracy
-    scratch on all the data ends with in that seed, over what the scratch run at the same fraction
-    spends (read from the per-epoch history). A side that never reaches it is costlier than any that
-    does (the largest value, for the ranks); when neither does, that seed gives no value. The reason,
-    as a string, when nothing can be computed."""
-    if cost not in ok.columns or ok[cost].isna().all():
-        return f"{cost} not recorded"
-    per_run = {} if histories is None or not len(histories) or "test_acc" not in histories.columns else {
-        rid: h for rid, h in histories.dropna(subset=["test_acc"]).groupby("run_id")}
-    if not per_run:
-        return "no per-epoch history (evaluate every epoch to test it)"
-    ok = with_learned(ok)
-    exps, units = _experiments(ok), Units(reason="a side at its floor or without per-epoch history")
-    pre = _pretrained_regime(exps)
-    for (ds, size), g in exps.groupby(["dataset", "size"], sort=True):
-        runs = ok[ok["experiment"].isin(g["experiment"])]
-        scratch = runs[runs["regime"] == "scratch"]
-        full = scratch[scratch["fraction"] == scratch["fraction"].max()]
-        tuned = runs[runs["regime"] == pre]
-        for model, fraction in sorted(set(zip(tuned["model"], tuned["fraction"], strict=True))):
-            sides = [r[(r["model"] == model) & (r["fraction"] == fraction)] for r in (tuned, scratch)]
-            target = full[full["model"] == model]
-            if not len(sides[1]) or not len(target):
-                continue
-            units.of += 1
-            value = _log_cost_ratio(*sides, target, per_run, cost)
-            if value is None:
-                units.left_out += 1
-            else:
-                units.add(value, f"{ds}-{size}-{fraction:g}")
-    finite = [abs(v[np.isfinite(v)]).max() for v in units.values if np.isfinite(v).any()]
-    cap = (max(finite) if finite else 1.0) + 1.0
-    units.values = [np.clip(v, -cap, cap) for v in units.values]
-    return units
-
-
-def _log_cost_ratio(tuned: pd.DataFrame, scratch: pd.DataFrame, target: pd.DataFrame, per_run: Mapping,
-                    cost: str) -> np.ndarray | None:
-    if not (tuned["learned"].all() and scratch["learned"].all() and target["learned"].all()):
-        return None
-    values = []
-    for s, goal in target.drop_duplicates("seed").set_index("seed")["test_acc"].items():
-        spent = [[cost_to_reach(per_run.get(r["run_id"]), r[cost], goal) for _, r in side[side["seed"] == s].iterrows()]
-                 for side in (tuned, scratch)]
-        if not all(spent) or any(np.isnan(x) for side in spent for x in side):
-            continue
-        a, b = min(spent[0]), min(spent[1])
-        if np.isfinite(a) or np.isfinite(b):
-            values.append(np.log(a / b) if np.isfinite(a) and np.isfinite(b) else (np.inf if np.isinf(a) else -np.inf))
-    return np.asarray(values, dtype=float) if values else None
 
 
 def _untestable(why: str) -> dict:

@@ -208,7 +208,7 @@ def say_constant_predictors(ok: pd.DataFrame, tol: float = 1e-3) -> str:
 
 
 def say_at_floor(floor: pd.DataFrame, ok: pd.DataFrame) -> str:
-    """The model-experiments left out of every verdict because they did not learn (verdicts.at_floor)."""
+    """The model-experiments left out of every verdict because they did not learn (claim_units.at_floor)."""
     total = ok.groupby(["experiment", "model"]).ngroups if len(ok) else 0
     if not len(floor):
         return f"**At floor:** none; all {plural(total, 'model-experiment')} learned and give evidence to the verdicts."
@@ -220,7 +220,7 @@ def say_at_floor(floor: pd.DataFrame, ok: pd.DataFrame) -> str:
 
 
 def say_data_efficiency(curve: pd.DataFrame, smallest: pd.DataFrame) -> str:
-    """At which training fraction each regime matches scratch on all the data (verdicts.data_efficiency)."""
+    """At which training fraction each regime matches scratch on all the data (data_curve.data_efficiency)."""
     if not len(curve):
         return ("No data-efficiency curve: no dataset has pretrained and scratch runs at 3 or more training "
                 "fractions for 2 or more architectures.")
