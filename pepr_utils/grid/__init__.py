@@ -1,8 +1,8 @@
 """The grid: a YAML spec expanded into runs, run resumably in parallel (papermill on Dask), one failure isolated.
 
 Exports the spec (``spec``) and the runner (``runner``); ``worker`` executes one run on a Dask worker,
-``child`` is that run's papermill process, ``fork_server`` and ``kernel`` start both warm, ``timing`` reads a
-grid's timings.
+``child`` is that run's papermill process, ``fork_server`` and ``kernel`` start both warm, ``gpus`` gives each
+local worker its own GPU, ``timing`` reads a grid's timings.
 """
 
 from ..face import lazy_exports

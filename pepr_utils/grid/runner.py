@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PeprError
+from .gpus import describe, visible_gpus, worker_gpus
 from .spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
 from .worker import MAX_FILE_BYTES, TEMP_PREFIX, _failure, execute_run
 
@@ -188,7 +189,7 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
     ``workers`` starts a LocalCluster of that many single-threaded worker processes; ``scheduler``
     (an address such as ``tcp://host:8786``, a dask-jobqueue cluster or a ``distributed.Client``)
     uses an existing cluster instead; runs on ``cuda`` ask for one ``GPU`` resource when its workers
-    declare GPUs. ``timeout_s`` is a wall-clock limit per run. Returns counts; failures are
+    declare GPUs (a local cluster's workers hold one visible GPU each: :mod:`~pepr_utils.grid.gpus`). ``timeout_s`` is a wall-clock limit per run. Returns counts; failures are
     recorded, never raised.
     """
     if not isinstance(grid, Grid):
@@ -219,7 +220,10 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
     with _grid_lock(directory):
         _clean_partial(directory / "runs")
         notebooks = {nb: _notebook_bytes(nb) for nb in {r.notebook for r in todo}}
-        client, close = _client(workers, scheduler)
+        held = _local_gpus(todo, workers) if scheduler is None else []
+        if held:
+            log(describe(held))
+        client, close = _client(workers, scheduler, held)
         try:
             if scheduler is not None and not client.scheduler_info().get("workers"):
                 log("waiting for the first Dask worker to join the cluster ...")
@@ -374,8 +378,18 @@ def check_scheduler_address(address: str) -> str:
     return text
 
 
-def _client(workers: int, scheduler: Any):
-    """A Dask client and how to close it: an existing cluster, or a LocalCluster of processes."""
+def _local_gpus(todo: list[Run], workers: int) -> list[str | None]:
+    """The GPU each local worker holds (:mod:`~pepr_utils.grid.gpus`) when some run asks for ``cuda`` and the
+    machine shows a GPU; [] otherwise (a plain LocalCluster)."""
+    if not any(r.params.device.startswith("cuda") for r in todo):
+        return []
+    gpus = visible_gpus()
+    return worker_gpus(workers, gpus) if gpus else []
+
+
+def _client(workers: int, scheduler: Any, held: list[str | None] = ()):
+    """A Dask client and how to close it: an existing cluster, or a local cluster of processes (whose
+    workers hold the GPUs ``held`` names, one each, where it names any)."""
     import logging
 
     from distributed import Client, LocalCluster
@@ -397,8 +411,11 @@ def _client(workers: int, scheduler: Any):
     # Dask's bookkeeping shares the cores with the runs: no dashboard nobody sees, no statistical profiler
     # sampling the worker thread every 10 ms, the system monitor every 2 s instead of 0.5 s
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        if any(g is not None for g in held):
+            cluster = _gpu_cluster(held, logging.ERROR)
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
     client = Client(cluster)
 
     def close() -> None:
@@ -406,6 +423,20 @@ def _client(workers: int, scheduler: Any):
         cluster.close()
 
     return client, close
+
+
+def _gpu_cluster(held: list[str | None], silence_logs: int):
+    """A local cluster like LocalCluster's (one thread per worker process, on 127.0.0.1, no dashboard) whose
+    worker i sees only GPU ``held[i]`` and declares ``GPU=1``, or sees none when ``held[i]`` is None."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    def worker(gpu: str | None) -> dict:
+        return {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1", "silence_logs": silence_logs,
+                                          "env": {"CUDA_VISIBLE_DEVICES": gpu or ""},
+                                          "resources": {"GPU": 1} if gpu is not None else {}}}
+
+    return SpecCluster(workers={i: worker(g) for i, g in enumerate(held)}, silence_logs=silence_logs,
+                       scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}})
 
 
 def _workers_have(client, resource: str) -> bool:
