@@ -58,6 +58,7 @@ def test_only_a_grid_with_cuda_runs_pins_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert runner._local_gpus(_grid("cuda").runs, 2) == ["0", None]
     assert runner._local_gpus(_grid("cpu").runs, 2) == []
+    assert runner._local_gpus(_grid("cuda:0").runs, 2) == []  # a run that names its GPU keeps it
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert runner._local_gpus(_grid("cuda").runs, 2) == []  # no GPU: a plain LocalCluster
 

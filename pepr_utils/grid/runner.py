@@ -380,8 +380,10 @@ def check_scheduler_address(address: str) -> str:
 
 def _local_gpus(todo: list[Run], workers: int) -> list[str | None]:
     """The GPU each local worker holds (:mod:`~pepr_utils.grid.gpus`) when some run asks for ``cuda`` and the
-    machine shows a GPU; [] otherwise (a plain LocalCluster)."""
-    if not any(r.params.device.startswith("cuda") for r in todo):
+    machine shows a GPU; [] otherwise (a plain LocalCluster). A run that names its GPU (``cuda:1``) keeps
+    that choice: such a grid is not pinned (a worker that sees one GPU has no ``cuda:1``)."""
+    devices = {r.params.device for r in todo}
+    if not any(d.startswith("cuda") for d in devices) or any(d.startswith("cuda:") for d in devices):
         return []
     gpus = visible_gpus()
     return worker_gpus(workers, gpus) if gpus else []
