@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml requirements-lock.txt
 # compile on 3.11 (compileall then exits 1): the rest is compiled all the same.
 $(COMPILED): $(STAMP)
 	@echo "byte-compiling .venv on every core (once)"
-	@env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m compileall -q -j0 \
+	@env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m compileall -q -j0 --invalidation-mode timestamp \
 		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
 	@touch $(COMPILED)
 

@@ -29,10 +29,23 @@ class FakeNVML:
         self.shut = True
 
 
-@pytest.mark.parametrize("listed, seen", [("1,GPU-3f2a", ["1", "GPU-3f2a"]), ("0,-1,2", ["0"]), ("", []), (" 2 ", ["2"])])
-def test_cuda_visible_devices_names_the_gpus_as_cuda_reads_it(monkeypatch, listed, seen):
+@pytest.mark.parametrize("listed, count, seen", [
+    ("1,GPU-3f2a", 8, ["1", "GPU-3f2a"]), ("0,-1,2", 8, ["0"]), ("", 8, []), (" 2 ", 8, ["2"]),
+    ("0,1", 1, ["0"]),  # CUDA hides an index this machine lacks, and every one after it
+    ("NoDevFiles", 8, []),  # what Slurm sets when a job has no GPU
+    ("3,MIG-9a1b", None, ["3", "MIG-9a1b"]),  # without NVML the indices cannot be checked
+])
+def test_cuda_visible_devices_names_the_gpus_as_cuda_reads_it(monkeypatch, listed, count, seen):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
-    assert gpus.visible_gpus(FakeNVML(8)) == seen
+    assert gpus.visible_gpus(FakeNVML(count)) == seen
+
+
+def test_a_worker_sees_its_gpu_in_nvml_order_unless_the_user_chose_one(monkeypatch):
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    assert gpus.worker_env("1") == {"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    assert gpus.worker_env(None)["CUDA_VISIBLE_DEVICES"] == ""  # a CPU worker sees no GPU
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    assert gpus.worker_env("1")["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
 
 
 def test_without_cuda_visible_devices_nvml_counts_them(monkeypatch):
@@ -75,6 +88,10 @@ def test_the_local_cluster_gives_each_worker_its_gpu_and_sends_gpu_tasks_only_th
         futures = [client.submit(lambda i: os.environ.get("CUDA_VISIBLE_DEVICES"), i, resources={"GPU": 1}, pure=False)
                    for i in range(4)]
         assert client.gather(futures) == ["7"] * 4  # every GPU task ran on the worker that holds the GPU
-        assert {w["nthreads"] for w in client.scheduler_info()["workers"].values()} == {1}
+        info = client.scheduler_info()["workers"].values()
+        assert {w["nthreads"] for w in info} == {1}
+        from distributed.system import MEMORY_LIMIT  # each worker: LocalCluster's share, not Nanny's 1/cores
+
+        assert all(abs(w["memory_limit"] - MEMORY_LIMIT / 2) < 2**20 for w in info)
     finally:
         close()

@@ -373,8 +373,9 @@ def test_a_study_metered_on_the_gpu_and_estimated_on_the_cpu_says_which_part_is_
     from pepr_utils.report.first_screen import say_study_line
 
     assert energy_components("gpu=nvml+cpu=estimate:cpu-tdp+ram=estimate:ram-rss") == {
-        "gpu": False, "cpu": True, "ram": True}
-    assert energy_components("nvml") == {"energy": False}
+        "gpu": "metered", "cpu": "estimated", "ram": "estimated"}
+    assert energy_components("nvml") == {"energy": "metered"}
+    assert energy_components("gpu=unmeasured+cpu=rapl") == {"gpu": "not measured", "cpu": "metered"}
     ok = pd.DataFrame({"experiment": "e", "model": ["a", "b"], "seed": 0, "status": "ok", "dataset": "d",
                        "energy_method": ["gpu=nvml+cpu=estimate:cpu-tdp+ram=estimate:ram-rss",
                                          "gpu=nvml+cpu=rapl+ram=estimate:ram-rss"]})
@@ -383,6 +384,9 @@ def test_a_study_metered_on_the_gpu_and_estimated_on_the_cpu_says_which_part_is_
     line, text = say_study_line(facts, {"e": "energy_kwh"}), say_study(facts, {"e": "energy_kwh"})
     assert "partly estimated** (GPU metered; CPU, RAM estimated)" in line and "not metered" not in line
     assert "partly estimated** (GPU metered; CPU, RAM estimated" in text
+    failed = ok.assign(energy_method=["gpu=unmeasured+cpu=estimate:cpu-tdp+ram=estimate:ram-rss"] * 2)
+    facts = study_facts(failed, failed)  # NVML failed: the GPU was not metered, and nothing is "metered"
+    assert facts["energy_metered_parts"] == [] and "GPU metered" not in say_study_line(facts, {"e": "energy_kwh"})
     metered = study_facts(ok.assign(energy_method="gpu=nvml+cpu=rapl"), ok.assign(energy_method="gpu=nvml+cpu=rapl"))
     assert "energy **measured**" in say_study_line(metered, {"e": "energy_kwh"})
     estimated = ok.assign(energy_method="cpu=estimate:cpu-tdp")

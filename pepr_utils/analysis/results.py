@@ -231,12 +231,13 @@ def study_facts(runs: pd.DataFrame, ok: pd.DataFrame) -> dict:
 
 
 def _parts(methods: list[str], estimated: bool) -> list[str]:
-    """The energy components estimated in any run (``estimated``), or metered in every run that has them."""
+    """The energy components estimated in any run (``estimated``), or metered in every run that has them
+    (a component NVML failed to read in one run is not "metered")."""
     seen = [energy_components(m) for m in methods]
     names = sorted({n for parts in seen for n in parts})
     if estimated:
-        return [n for n in names if any(parts.get(n) for parts in seen)]
-    return [n for n in names if not any(parts.get(n) for parts in seen)]
+        return [n for n in names if any(parts.get(n) == "estimated" for parts in seen)]
+    return [n for n in names if all(parts.get(n, "metered") == "metered" for parts in seen)]
 
 
 def _single_intensity(ok: pd.DataFrame) -> float | None:

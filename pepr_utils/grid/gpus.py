@@ -14,32 +14,47 @@ from typing import Any
 
 
 def visible_gpus(nvml: Any = None) -> list[str]:
-    """The GPUs this process may use: the entries of ``CUDA_VISIBLE_DEVICES`` where it is set (indices or
-    UUIDs, up to the first invalid one, as CUDA reads it), else every device NVML counts; [] without NVML
-    or an NVIDIA driver. ``nvml`` is the pynvml module (injected by tests)."""
+    """The GPUs this process may use, as CUDA names them: the entries of ``CUDA_VISIBLE_DEVICES`` where it is
+    set, up to the first one CUDA would not accept (an index not on this machine, or neither an index nor a
+    ``GPU-``/``MIG-`` UUID: CUDA then hides it and every later one), else every device NVML counts; [] without
+    NVML or an NVIDIA driver. ``nvml`` is the pynvml module (injected by tests)."""
+    count = _nvml_count(nvml)
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        out = []
-        for entry in (e.strip() for e in listed.split(",")):
-            if not entry or entry.startswith("-"):
-                break  # CUDA ignores this entry and every one after it
-            out.append(entry)
-        return out
+    if listed is None:
+        return [str(i) for i in range(count or 0)]
+    out = []
+    for entry in (e.strip() for e in listed.split(",")):
+        index_ok = entry.isdigit() and (count is None or int(entry) < count)
+        if not (index_ok or entry.startswith(("GPU-", "MIG-"))):
+            break
+        out.append(entry)
+    return out
+
+
+def _nvml_count(nvml: Any = None) -> int | None:
+    """How many GPUs NVML sees; None without NVML or a driver."""
     try:
         if nvml is None:
             import pynvml as nvml  # nvidia-ml-py
         nvml.nvmlInit()
-    except Exception:  # no driver, no library: no GPU to pin
-        return []
-    try:
-        return [str(i) for i in range(int(nvml.nvmlDeviceGetCount()))]
     except Exception:
-        return []
+        return None
+    try:
+        return int(nvml.nvmlDeviceGetCount())
+    except Exception:
+        return None
     finally:
         try:
             nvml.nvmlShutdown()
         except Exception:
             pass
+
+
+def worker_env(gpu: str | None) -> dict[str, str]:
+    """The environment a local worker starts with: only its GPU visible (none for a CPU worker), numbered
+    in PCI bus order as NVML numbers them (CUDA's default order, fastest first, may differ), unless the
+    user chose an order."""
+    return {"CUDA_VISIBLE_DEVICES": gpu or "", "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")}
 
 
 def worker_gpus(workers: int, gpus: list[str]) -> list[str | None]:

@@ -203,13 +203,22 @@ def forked_kernel_manager_class(ipc_folder: str | None = None) -> type:
     return ForkedKernelManager
 
 
-#: the longest path a Unix socket may have (``sun_path`` less its NUL): 107 bytes on Linux, 103 on macOS/BSD
-MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103
+def _max_socket_path() -> int:
+    """The longest IPC path ZMQ binds (``sun_path`` less its NUL): 107 bytes on Linux, 103 on macOS/BSD."""
+    try:
+        import zmq
+
+        return int(zmq.IPC_PATH_MAX_LEN)
+    except (ImportError, AttributeError):  # pragma: no cover - pyzmq is a dependency of the kernel
+        return 107 if sys.platform.startswith("linux") else 103
+
+
+MAX_SOCKET_PATH = _max_socket_path()
 
 
 def ipc_fits(ipc_folder: str | os.PathLike) -> bool:
     """Whether the kernel's sockets (``{ipc_folder}-1`` .. ``-5``, jupyter_client's names) fit in a socket path."""
-    return len(os.fsencode(os.fspath(ipc_folder))) + len("-99") <= MAX_SOCKET_PATH
+    return len(os.fsencode(os.path.abspath(ipc_folder))) + len("-99") <= MAX_SOCKET_PATH
 
 
 def kernel_options(ipc_folder: str | os.PathLike) -> dict[str, Any]:
@@ -224,4 +233,5 @@ def kernel_options(ipc_folder: str | os.PathLike) -> dict[str, Any]:
     """
     if not AVAILABLE:
         return {"kernel_manager_class": this_python_kernel_manager_class()}
-    return {"kernel_manager_class": forked_kernel_manager_class(str(ipc_folder) if ipc_fits(ipc_folder) else None)}
+    folder = os.path.abspath(ipc_folder)  # absolute: the forked kernel changes directory before it binds
+    return {"kernel_manager_class": forked_kernel_manager_class(folder if ipc_fits(folder) else None)}

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PeprError
-from .gpus import describe, visible_gpus, worker_gpus
+from .gpus import describe, visible_gpus, worker_env, worker_gpus
 from .spec import NOTEBOOK_PRETRAINED, NOTEBOOK_SCRATCH, Grid, Run, load_grid
 from .worker import MAX_FILE_BYTES, TEMP_PREFIX, _failure, execute_run
 
@@ -430,11 +430,17 @@ def _client(workers: int, scheduler: Any, held: list[str | None] = ()):
 def _gpu_cluster(held: list[str | None], silence_logs: int):
     """A local cluster like LocalCluster's (one thread per worker process, on 127.0.0.1, no dashboard) whose
     worker i sees only GPU ``held[i]`` and declares ``GPU=1``, or sees none when ``held[i]`` is None."""
+    import logging
+
     from distributed import Nanny, Scheduler, SpecCluster
+    from distributed.worker_memory import parse_memory_limit
+
+    # LocalCluster's share of the memory (all of it over the workers), not Nanny's own default (1/cores each)
+    memory = parse_memory_limit("auto", 1, len(held), logger=logging.getLogger("distributed.worker.memory"))
 
     def worker(gpu: str | None) -> dict:
         return {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1", "silence_logs": silence_logs,
-                                          "env": {"CUDA_VISIBLE_DEVICES": gpu or ""},
+                                          "env": worker_env(gpu), "memory_limit": memory,
                                           "resources": {"GPU": 1} if gpu is not None else {}}}
 
     return SpecCluster(workers={i: worker(g) for i, g in enumerate(held)}, silence_logs=silence_logs,

@@ -108,18 +108,24 @@ class Energy:
         return self.method.startswith("estimate")
 
 
-def energy_components(energy_method: str) -> dict[str, bool]:
-    """``{component: estimated?}`` of a record's ``energy_method`` (``"gpu=nvml+cpu=estimate:cpu-tdp"``, as
-    :attr:`Measurement.energy_method` writes it; a bare ``"nvml"`` is the component ``"energy"``), so a
-    report can say which part was metered and which estimated."""
+def energy_components(energy_method: str) -> dict[str, str]:
+    """``{component: "metered" | "estimated" | "not measured"}`` of a record's ``energy_method``
+    (``"gpu=nvml+cpu=estimate:cpu-tdp"``, as :attr:`Measurement.energy_method` writes it; a bare ``"nvml"`` is
+    the component ``"energy"``), so a report can say which part was metered and which estimated. A component
+    whose method is ``none`` or ``unmeasured`` (NVML failed: its energy is left out) was not measured."""
+    def state(method: str) -> str:
+        if Energy(0.0, method).estimated:
+            return "estimated"
+        return "not measured" if method in ("none", "unmeasured") else "metered"
+
     parts = (part.rpartition("=") for part in str(energy_method).split("+"))  # "cpu=x" or just "x"
-    return {(name or "energy"): Energy(0.0, method).estimated for name, _, method in parts}
+    return {(name or "energy"): state(method) for name, _, method in parts}
 
 
 def estimated_method(energy_method: str) -> bool:
     """Whether a record's ``energy_method`` has an estimated component: :meth:`Measurement.estimated` for a
     run that is only a record now."""
-    return any(energy_components(energy_method).values())
+    return "estimated" in energy_components(energy_method).values()
 
 
 @dataclass(frozen=True)
