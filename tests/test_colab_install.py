@@ -151,3 +151,12 @@ def test_a_shallow_source_whose_history_cannot_be_fetched_stops_with_one_line(tm
     assert out.returncode == 2 and out.stdout == ""
     (line,) = out.stderr.strip().splitlines()
     assert str(src) in line and "shallow clone" in line and "without --depth" in line
+
+
+def test_a_source_that_is_not_a_git_clone_stops_with_one_line(tmp_path):
+    (tmp_path / "pepr").mkdir()
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "colab_install.py"), str(tmp_path / "pepr")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert "is not a git clone of pepr" in line

@@ -84,19 +84,28 @@ def pip_command(src: Path, constraints_file: Path, extra: list[str]) -> list[str
 
 
 def unshallow(src: Path) -> str | None:
-    """Make a shallow clone (``git clone --depth``) whole; None, or the one line that says why it cannot be.
+    """Make a shallow clone (``git clone --depth``) whole; None, or the one line that says why it cannot be
+    (not a git clone at all, or its history out of reach).
 
     pip clones the source again with ``--filter=blob:none``; from a shallow source git (2.39 seen here) then
     fetches the missing history from inside that clone and stalls for minutes before it goes on."""
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True)
+        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=600)
 
-    if git("rev-parse", "--is-shallow-repository").stdout.strip() != "true":
+    shallow = git("rev-parse", "--is-shallow-repository")
+    if shallow.returncode != 0:
+        return (f"colab_install: {src} is not a git clone of pepr (pip installs it from git, so that each run "
+                "record names its commit); clone it with git clone --branch <release tag>")
+    if shallow.stdout.strip() != "true":
         return None
-    done = git("fetch", "-q", "--unshallow")
-    if done.returncode == 0:
-        return None
-    why = (done.stderr.strip().splitlines() or ["git fetch --unshallow failed"])[-1]
+    try:
+        done = git("fetch", "-q", "--unshallow")
+    except subprocess.TimeoutExpired:
+        why = "git fetch --unshallow took over 10 minutes"
+    else:
+        if done.returncode == 0:
+            return None
+        why = (done.stderr.strip().splitlines() or ["git fetch --unshallow failed"])[-1]
     return (f"colab_install: {src} is a shallow clone and its history cannot be fetched ({why}); "
             f"clone it again without --depth")
 
