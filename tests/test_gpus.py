@@ -76,6 +76,14 @@ def test_only_a_grid_with_cuda_runs_pins_gpus(monkeypatch):
     assert runner._local_gpus(_grid("cuda").runs, 2) == []  # no GPU: a plain LocalCluster
 
 
+def test_an_all_cuda_grid_gives_the_cores_to_the_gpu_workers_alone():
+    cuda, cpu = _grid("cuda").runs, _grid("cpu").runs
+    assert runner.local_threads_per_run(cuda, 4, ["0", None, None, None], 16) == 16  # one run at a time
+    assert runner.local_threads_per_run(cuda + cpu, 4, ["0", None, None, None], 16) == 4  # all four busy
+    assert runner.local_threads_per_run(cpu, 4, [], 16) == 4
+    assert runner.local_threads_per_run(cpu, 4, [], 2) == 1
+
+
 def test_the_local_cluster_gives_each_worker_its_gpu_and_sends_gpu_tasks_only_there():
     client, close = runner._client(2, None, ["7", None])
     try:

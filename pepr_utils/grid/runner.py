@@ -213,14 +213,14 @@ def run_grid(grid: Grid | str | os.PathLike, *, workers: int = 1, scheduler: Any
         return report
 
     cores = _cores()
+    held = _local_gpus(todo, workers) if scheduler is None else []
     if threads_per_run is None and scheduler is None:
-        threads_per_run = max(1, cores // workers)
+        threads_per_run = local_threads_per_run(todo, workers, held, cores)
     report.workers, report.threads_per_run = workers, threads_per_run
     started = time.perf_counter()
     with _grid_lock(directory):
         _clean_partial(directory / "runs")
         notebooks = {nb: _notebook_bytes(nb) for nb in {r.notebook for r in todo}}
-        held = _local_gpus(todo, workers) if scheduler is None else []
         if held:
             log(describe(held))
         client, close = _client(workers, scheduler, held)
@@ -376,6 +376,14 @@ def check_scheduler_address(address: str) -> str:
         raise PeprError(f"--scheduler {address!r} is not a Dask scheduler address; expected PROTOCOL://HOST:PORT "
                         "such as tcp://10.0.0.5:8786 (protocols tcp, tls, ucx, ws, wss; port 1-65535)")
     return text
+
+
+def local_threads_per_run(todo: list[Run], workers: int, held: list[str | None], cores: int) -> int:
+    """Threads each run of a local cluster gets: the cores over the runs that run at once, which are every
+    worker's, or only the GPU workers' when every run is a cuda run (the others then stay idle)."""
+    gpu_only = held and all(r.params.device.startswith("cuda") for r in todo)
+    busy = sum(g is not None for g in held) if gpu_only else workers
+    return max(1, cores // max(1, busy))
 
 
 def _local_gpus(todo: list[Run], workers: int) -> list[str | None]:
