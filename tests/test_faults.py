@@ -386,8 +386,8 @@ def test_a_report_killed_with_kill_9_leaves_nothing_a_rerun_does_not_clean(tmp_p
     report removed, and $TMPDIR/pepr-kernel-* and tmp*.json (the kernel's connection file)."""
     import signal
 
-    # TMPDIR short: the kernel's IPC sockets live under it, and a socket path has a limit of about 100
-    # characters (pytest-xdist's tmp_path, .../popen-gw0/<test name>/..., is already 70)
+    # TMPDIR short, so that the kernel's IPC sockets (left behind by kill -9) live under it: under pytest-xdist
+    # tmp_path is about 70 characters and the kernel would fall back to TCP, leaving no socket to clean
     runs, out = run_dir(tmp_path), tmp_path / "report"
     tmpdir = Path(tempfile.mkdtemp(prefix="pk-", dir="/tmp" if os.path.isdir("/tmp") else None))
     request.addfinalizer(lambda: shutil.rmtree(tmpdir, ignore_errors=True))

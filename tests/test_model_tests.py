@@ -128,7 +128,7 @@ def test_the_report_says_the_agreement_with_the_paper_and_the_reach_of_an_inconc
     assert "Kendall's τ = 0.5 [0.1, 0.8]" in said and "9 models in both" in said and "rankings agree" in said
     assert "not available" in document.say_beside_paper(None, "the rows are not available here", available=False)
     assert "shares two or more models" in document.say_beside_paper(None, "", available=True)
-    row = {"verdict": "inconclusive", "detectable": 0.031,
+    row = {"verdict": "inconclusive", "detectable": 0.031, "paper_effect": 0.0617,  # as with_paper_effects writes it
            "why": "p = 0.3; the paper's own effect, +0.0617, is within what the design detects: it would have seen it"}
     plain = first_screen.plain_why(row)
     assert "detects effects of 0.031 or more" in plain and "could have seen the paper's (+0.0617)" in plain

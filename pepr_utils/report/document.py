@@ -54,8 +54,8 @@ def say_study(facts: Mapping, resources: Mapping[str, str]) -> str:
     if facts.get("co2_per_kwh") and "c" in resources and "e" in resources:
         lines.append(f"Every CO2 value is energy × {fmt(facts['co2_per_kwh'])} g CO2e/kWh (one carbon intensity), "
                      "so PePR-C ranks exactly as PePR-E here.")
-    if energy_split(facts):
-        lines.append(f"Energy was **partly estimated** ({energy_split(facts)}: {', '.join(facts['energy_methods'])}): "
+    if split := energy_split(facts):
+        lines.append(f"Energy was **partly estimated** ({split}: {', '.join(facts['energy_methods'])}): "
                      "the metered part comes from counters, the rest from a model of power, so treat PePR-E and "
                      "PePR-C as model comparisons under that estimate.")
     elif facts["energy_estimated"]:

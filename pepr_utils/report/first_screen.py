@@ -34,8 +34,8 @@ def say_study_line(facts: Mapping, resources: Mapping[str, str]) -> str:
                  if seeds else plural(facts["max_seeds"], "seed"))
     if "e" not in resources:
         energy = "energy not recorded"
-    elif energy_split(facts):
-        energy = f"energy **partly estimated** ({energy_split(facts)})"
+    elif split := energy_split(facts):
+        energy = f"energy **partly estimated** ({split})"
     elif facts["energy_estimated"]:
         energy = "energy **estimated**, not metered"
     else:
@@ -86,12 +86,12 @@ def plain_why(row: Mapping, seeds: str = "") -> str:
             "worse than the margin the claim allows"
     elif verdict == "inconclusive":
         text = "too uncertain: the interval holds both no effect and the claimed size"
-        reach = re.search(r"the paper's own effect, ([^,]+), is (within|smaller)", why)
-        if np.isfinite(float(row.get("detectable", np.nan))):
-            text += f"; the design detects effects of {fmt(float(row['detectable']))} or more"
-        if reach:
-            text += (f", so it could have seen the paper's ({reach.group(1)})" if reach.group(2) == "within"
-                     else f", larger than the paper's own ({reach.group(1)})")
+        detectable, paper = (float(row.get(k, np.nan)) for k in ("detectable", "paper_effect"))
+        if np.isfinite(detectable):
+            text += f"; the design detects effects of {fmt(detectable)} or more"
+            if np.isfinite(paper):  # the rule of paper_compare.with_paper_effects
+                text += (f", so it could have seen the paper's ({paper:+.3g})" if abs(paper) >= detectable
+                         else f", larger than the paper's own ({paper:+.3g})")
     elif verdict.startswith("not robust"):
         text = "test accuracy and balanced accuracy as P disagree"
     elif verdict == "not testable (models at their floor)":
